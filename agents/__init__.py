@@ -1,0 +1,1 @@
+"""textgym agents: they drive any textgym env through the plain reset()/step() loop."""

@@ -1,0 +1,47 @@
+"""The single table of textgym env ids.
+
+Each row maps an id to its entry point, default kwargs (JSON-serialisable, so
+``env.spec.to_json()`` works) and step limit. ``register_envs()`` is idempotent and runs
+when ``textgym`` is imported; ``gym.make("textgym:TokenGen-v0")`` imports textgym first.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENVS: dict[str, dict] = {
+    "TokenGen-v0": {
+        "entry_point": "textgym.envs.token_gen:TokenGenEnv",
+        "kwargs": {"task": "copy"},
+        "description": "token-by-token text generation scored by BLEU, chrF, ROUGE, ...",
+    },
+    "TokenGen-Copy-v0": {
+        "entry_point": "textgym.envs.token_gen:TokenGenEnv",
+        "kwargs": {"task": "copy"},
+        "description": "TokenGen on the built-in copy task",
+    },
+    "TokenGen-Reverse-v0": {
+        "entry_point": "textgym.envs.token_gen:TokenGenEnv",
+        "kwargs": {"task": "reverse"},
+        "description": "TokenGen on the built-in reverse task",
+    },
+    "TokenGen-Sort-v0": {
+        "entry_point": "textgym.envs.token_gen:TokenGenEnv",
+        "kwargs": {"task": "sort"},
+        "description": "TokenGen on the built-in sort task",
+    },
+    "TokenGen-Keywords-v0": {
+        "entry_point": "textgym.envs.token_gen:TokenGenEnv",
+        "kwargs": {"task": "keywords", "reward": "bleu", "reward_mode": "dense"},
+        "description": "TokenGen on the built-in CommonGen-like keywords task, dense BLEU",
+    },
+}
+
+_SPEC_FIELDS = ("entry_point", "kwargs", "max_episode_steps", "vector_entry_point")
+
+
+def register_envs() -> None:
+    """Register every id in ``ENVS`` with Gymnasium; ids already registered are left alone."""
+    for env_id, row in ENVS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, **{field: row[field] for field in _SPEC_FIELDS if field in row})

@@ -1,0 +1,5 @@
+import sys
+
+from textgym.cli import main
+
+sys.exit(main())

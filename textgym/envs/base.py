@@ -1,0 +1,125 @@
+"""Plumbing shared by every textgym env: argument checks, action checks, masks, info and
+rendering. Each env subclasses :class:`TextEnv` and keeps only its own MDP.
+
+Observation convention (it lets agents and SB3 extractors read any textgym env): keys
+ending in ``_ids`` hold token or tag ids padded with the vocabulary's pad id, keys ending
+in ``_mask`` mark the real entries with 1, and the other keys are small integer counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import InvalidAction, ResetNeeded
+
+from textgym.vocab import Vocabulary
+
+RENDER_MODES = ("ansi", "human")
+
+
+def id_box(length: int, n_ids: int) -> gym.spaces.Box:
+    """A fixed-length int64 array of ids in [0, n_ids)."""
+    return gym.spaces.Box(0, n_ids - 1, shape=(length,), dtype=np.int64)
+
+
+def mask_box(length: int) -> gym.spaces.Box:
+    return gym.spaces.Box(0, 1, shape=(length,), dtype=np.int64)
+
+
+def counter_box(high: int) -> gym.spaces.Box:
+    """A single int64 counter in [0, high]."""
+    return gym.spaces.Box(0, high, shape=(1,), dtype=np.int64)
+
+
+def token_ids(vocab: Vocabulary, tokens: Iterable[str | int], argument: str) -> list[int]:
+    """Ids of tokens given as ids or strings; a clear ValueError for any that is not valid."""
+    ids = []
+    for token in tokens:
+        if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
+            if not 0 <= token < len(vocab):
+                raise ValueError(f"{argument}: token id {token} is outside the vocabulary [0, {len(vocab)})")
+            ids.append(int(token))
+        elif isinstance(token, str):
+            try:
+                ids.append(vocab.token_to_id(token))
+            except KeyError as err:
+                raise ValueError(f"{argument}: {err.args[0]}") from None
+        else:
+            raise ValueError(f"{argument}: a token is a str or an int id, not {type(token).__name__}: {token!r}")
+    return ids
+
+
+def example_index(options: dict | None, n_examples: int, rng: np.random.Generator) -> int:
+    """``options={"index": i}`` picks an example (for evaluation sweeps); else a random one."""
+    index = (options or {}).get("index")
+    if index is None:
+        return int(rng.integers(n_examples))
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n_examples:
+        raise ValueError(f"options['index'] must be an int in [0, {n_examples}), got {index!r}")
+    return int(index)
+
+
+class TextEnv(gym.Env):
+    """Base class: subclasses set ``action_space``/``observation_space`` and implement
+    ``_legal_mask()`` (bool array), ``_render_text()`` and their own ``reset``/``step``,
+    calling ``_checked_action`` first in ``step`` and ``_info`` to build infos."""
+
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, action_mask: bool = True):
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, {', '.join(map(repr, RENDER_MODES))}")
+        if not isinstance(action_mask, bool):
+            raise ValueError(f"action_mask must be True or False, got {action_mask!r}")
+        self.render_mode = render_mode
+        self.report_action_mask = action_mask
+        self._episode_over = True
+        self._started = False
+
+    def _checked_action(self, action: Any) -> int:
+        if not self._started:
+            raise ResetNeeded("Cannot call step() before reset(): call env.reset() first.")
+        if self._episode_over:
+            raise ResetNeeded("The episode has ended (terminated or truncated): call env.reset() before step().")
+        if not self.action_space.contains(action):
+            raise InvalidAction(
+                f"action {action!r} is not in the action space {self.action_space}: "
+                f"valid actions are integers 0..{self.action_space.n - 1}"
+            )
+        return int(action)
+
+    def _begin_episode(self) -> None:
+        self._started = True
+        self._episode_over = False
+
+    def _info(self, text: str, done: bool = False, metrics: dict[str, float] | None = None, **extra: Any) -> dict:
+        self._episode_over = done
+        info: dict[str, Any] = {"text": text, **extra}
+        if self.report_action_mask:
+            info["action_mask"] = self._legal_mask().astype(np.int8)
+        if done:
+            info["metrics"] = dict(metrics or {})
+        return info
+
+    def action_masks(self) -> np.ndarray:
+        """Legal actions as a bool array, for sb3-contrib's MaskablePPO."""
+        return self._legal_mask().copy()
+
+    def _legal_mask(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gym.logger.warn(f"render() called with render_mode=None; make the env with render_mode in {list(RENDER_MODES)}")
+            return None
+        text = self._render_text()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def _render_text(self) -> str:
+        raise NotImplementedError

@@ -1,0 +1,214 @@
+"""TokenGen-v0: token-by-token text generation scored by a text metric."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from textgym.envs.base import TextEnv, counter_box, example_index, id_box, mask_box, token_ids
+from textgym.rewards import EpisodeReward, make_reward
+from textgym.tasks import load_task
+from textgym.vocab import resolve_vocabulary
+
+MaskFn = Callable[[Sequence[int], Sequence[int]], Any]
+
+
+class TokenGenEnv(TextEnv):
+    """
+    ## Description
+    The agent writes a text one token at a time after a prompt, and is scored by a text
+    metric (BLEU, chrF, ROUGE, ...) against the example's references. Each episode draws
+    one example (a prompt and its references) from the task split.
+
+    ## Action Space
+    ``Discrete(len(vocab))``: the id of the next token. The vocabulary's EOS ends the
+    episode. ``info["action_mask"]`` marks the legal tokens: every token but PAD, BOS and
+    UNK, narrowed by ``allowed_tokens`` and ``mask_fn``; EOS is always legal. An agent that
+    ignores the mask may still write any token in the space; the metric scores it.
+
+    ## Observation Space
+    A ``Dict`` of int64 ``Box`` arrays:
+    - ``prompt_ids`` (P,): the prompt's token ids, padded with the pad id; ``prompt_mask`` (P,)
+    - ``output_ids`` (N,): the tokens written so far, padded; ``output_mask`` (N,)
+    - ``position`` (1,): the number of tokens written, in [0, N]
+
+    P is the longest prompt of the task, N is ``max_new_tokens``.
+
+    ## Starting State
+    An example drawn uniformly from the split (or ``options={"index": i}`` in ``reset``),
+    with an empty output.
+
+    ## Rewards
+    ``reward`` names a metric in [0, 1], a callable ``(prediction, references, source)``, or
+    a weighted list of them (see ``textgym.rewards.make_reward``). The default is the task's
+    own (``token_accuracy`` for copy/reverse/sort, ``bleu`` otherwise).
+    ``reward_mode="sparse"`` pays the metric of the final text at the end;
+    ``"dense"`` pays the change in the metric of the text at every step, which sums to the
+    sparse reward.
+
+    ## Episode End
+    Terminated when the agent writes EOS. Truncated when ``max_new_tokens`` tokens are
+    written.
+
+    ## Information
+    ``info["text"]`` is the text written so far, ``info["action_mask"]`` an ``int8`` array of
+    legal actions (unless ``action_mask=False``), ``info["prompt"]`` the prompt text (on
+    reset), and ``info["metrics"]`` the reward's metrics at the end of an episode.
+
+    ## Arguments
+    - ``task``: built-in name (copy, reverse, sort, keywords), ``.jsonl`` path, ``{split:
+      source}`` dict, list of ``{"prompt", "references"}`` dicts, HF dataset or ``Task``.
+    - ``split``: "train" (default), "validation" or "test". ``task_kwargs``: sizes of a
+      built-in task, e.g. ``{"length": 5, "n_symbols": 8}``.
+    - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
+      a transformers tokenizer or a tokenizer directory.
+    - ``reward``, ``reward_mode``: see Rewards.
+    - ``max_new_tokens``: default the longest reference plus one (room for EOS).
+    - ``allowed_tokens``: tokens (str or id) the agent may write; ``mask_fn(prompt_ids,
+      output_ids) -> bool array`` narrows the legal set per step.
+    - ``action_mask``: False skips computing the mask for every info (huge vocabularies).
+    - ``render_mode``: None, "ansi" (returns a str) or "human" (prints).
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    def __init__(
+        self,
+        task: Any = "copy",
+        split: str = "train",
+        vocab: Any = None,
+        reward: Any = None,
+        reward_mode: str = "sparse",
+        max_new_tokens: int | None = None,
+        allowed_tokens: Sequence[str | int] | None = None,
+        mask_fn: MaskFn | None = None,
+        action_mask: bool = True,
+        task_kwargs: dict | None = None,
+        render_mode: str | None = None,
+    ):
+        super().__init__(render_mode=render_mode, action_mask=action_mask)
+        self.task = load_task(task, task_kwargs)
+        self.examples = self.task.split(split)
+        self.split = split
+        self.vocab = resolve_vocabulary(vocab, self.task.texts())
+        self.reward = make_reward(reward if reward is not None else self.task.default_reward or "bleu")
+        self._episode_reward = EpisodeReward(self.reward, reward_mode)
+        self.reward_mode = reward_mode
+
+        self._prompt_cache: dict[int, list[int]] = {}
+        longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
+        if max_new_tokens is None:
+            max_new_tokens = 1 + max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        self.max_new_tokens = max_new_tokens
+        self.max_prompt_tokens = max(1, longest_prompt)
+
+        n = len(self.vocab)
+        self.action_space = gym.spaces.Discrete(n)
+        self.observation_space = gym.spaces.Dict(
+            {
+                "prompt_ids": id_box(self.max_prompt_tokens, n),
+                "prompt_mask": mask_box(self.max_prompt_tokens),
+                "output_ids": id_box(max_new_tokens, n),
+                "output_mask": mask_box(max_new_tokens),
+                "position": counter_box(max_new_tokens),
+            }
+        )
+        self._static_mask = self._make_static_mask(allowed_tokens)
+        if mask_fn is not None and not callable(mask_fn):
+            raise ValueError(f"mask_fn must be callable, got {type(mask_fn).__name__}")
+        self.mask_fn = mask_fn
+
+        pad = self.vocab.pad_id
+        self._prompt_ids = np.full(self.max_prompt_tokens, pad, dtype=np.int64)
+        self._prompt_mask = np.zeros(self.max_prompt_tokens, dtype=np.int64)
+        self._output_ids = np.full(max_new_tokens, pad, dtype=np.int64)
+        self._output_mask = np.zeros(max_new_tokens, dtype=np.int64)
+        self.example = self.examples[0]
+        self.prompt_token_ids: list[int] = []
+        self.output_token_ids: list[int] = []
+        self.text = ""
+
+    def _make_static_mask(self, allowed_tokens: Sequence[str | int] | None) -> np.ndarray:
+        vocab = self.vocab
+        if allowed_tokens is None:
+            mask = np.ones(len(vocab), dtype=bool)
+            # tokenizers often reuse EOS as pad/bos/unk: only forbid ids that are not EOS
+            mask[[i for i in (vocab.pad_id, vocab.bos_id, vocab.unk_id) if i != vocab.eos_id]] = False
+        else:
+            if isinstance(allowed_tokens, (str, bytes)) or not hasattr(allowed_tokens, "__iter__"):
+                raise ValueError(f"allowed_tokens must be a list of tokens (str or id), got {allowed_tokens!r}")
+            mask = np.zeros(len(vocab), dtype=bool)
+            mask[token_ids(vocab, allowed_tokens, "allowed_tokens")] = True
+        mask[vocab.eos_id] = True
+        return mask
+
+    def _legal_mask(self) -> np.ndarray:
+        if self.mask_fn is None:
+            return self._static_mask
+        narrowed = np.asarray(self.mask_fn(self.prompt_token_ids, self.output_token_ids), dtype=bool)
+        if narrowed.shape != self._static_mask.shape:
+            raise ValueError(f"mask_fn returned shape {narrowed.shape}, expected {self._static_mask.shape}")
+        mask = self._static_mask & narrowed
+        if not mask.any():
+            raise ValueError("mask_fn left no legal action; keep at least EOS legal")
+        return mask
+
+    def _prompt_ids_of(self, index: int) -> list[int]:
+        ids = self._prompt_cache.get(index)
+        if ids is None:
+            ids = self._prompt_cache[index] = self.vocab.encode(self.examples[index].prompt)
+        return ids
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        index = example_index(options, len(self.examples), self.np_random)
+        self.example = self.examples[index]
+        self.prompt_token_ids = self._prompt_ids_of(index)
+        self.output_token_ids = []
+        self.text = ""
+
+        n_prompt = len(self.prompt_token_ids)
+        self._prompt_ids.fill(self.vocab.pad_id)
+        self._prompt_ids[:n_prompt] = self.prompt_token_ids
+        self._prompt_mask.fill(0)
+        self._prompt_mask[:n_prompt] = 1
+        self._output_ids.fill(self.vocab.pad_id)
+        self._output_mask.fill(0)
+
+        self._episode_reward.reset(self.example.references, self.example.prompt)
+        self._begin_episode()
+        return self._observation(), self._info("", prompt=self.example.prompt)
+
+    def step(self, action):
+        token = self._checked_action(action)
+        terminated = token == self.vocab.eos_id
+        if not terminated:
+            position = len(self.output_token_ids)
+            self.output_token_ids.append(token)
+            self._output_ids[position] = token
+            self._output_mask[position] = 1
+            self.text = self.vocab.decode(self.output_token_ids)
+        truncated = not terminated and len(self.output_token_ids) >= self.max_new_tokens
+        done = terminated or truncated
+        reward = self._episode_reward.step(self.text, done)
+        info = self._info(self.text, done, self._episode_reward.metrics)
+        return self._observation(), reward, terminated, truncated, info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "prompt_ids": self._prompt_ids.copy(),
+            "prompt_mask": self._prompt_mask.copy(),
+            "output_ids": self._output_ids.copy(),
+            "output_mask": self._output_mask.copy(),
+            "position": np.array([len(self.output_token_ids)], dtype=np.int64),
+        }
+
+    def _render_text(self) -> str:
+        return f"prompt: {self.example.prompt}\noutput: {self.text}▌ ({len(self.output_token_ids)}/{self.max_new_tokens})"
+

@@ -1,0 +1,23 @@
+"""Metric rewards in [0, 1], sparse or dense."""
+
+from textgym.rewards.metrics import (
+    METRICS,
+    Length,
+    Metric,
+    bleu,
+    chrf,
+    exact_match,
+    rouge1,
+    rouge2,
+    rougeL,
+    ter,
+    token_accuracy,
+    token_f1,
+)
+from textgym.rewards.reward import REWARD_MODES, EpisodeReward, EvaluateMetric, Reward, check_reward_mode, make_reward
+
+__all__ = [
+    "METRICS", "REWARD_MODES", "EpisodeReward", "EvaluateMetric", "Length", "Metric", "Reward",
+    "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "rouge1", "rouge2", "rougeL",
+    "ter", "token_accuracy", "token_f1",
+]

@@ -1,0 +1,168 @@
+"""Rewards: weighted sums of metrics, paid sparsely or densely over an episode."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from textgym.rewards.metrics import METRICS, Metric
+
+REWARD_MODES = ("sparse", "dense")
+
+
+class Reward:
+    """A weighted sum of named metrics.
+
+    ``reward(prediction, references, source)`` returns ``(value, metrics)``: the weighted
+    sum and each metric's own value. Weights that sum to 1 keep the value in [0, 1].
+    """
+
+    def __init__(self, terms: Sequence[tuple[str, Metric, float]]):
+        if not terms:
+            raise ValueError("a reward needs at least one metric")
+        names = [name for name, _, _ in terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate metric names in reward: {names}")
+        self.terms = tuple(terms)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.terms]
+
+    def __call__(self, prediction: str, references: Sequence[str], source: str = "") -> tuple[float, dict[str, float]]:
+        metrics = {}
+        for name, metric, _ in self.terms:
+            value = float(metric(prediction, references, source))
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name!r} returned {value} for prediction {prediction!r}")
+            metrics[name] = value
+        value = sum(weight * metrics[name] for name, _, weight in self.terms)
+        return value, metrics
+
+    def __repr__(self) -> str:
+        return "Reward(" + " + ".join(f"{w:g}*{name}" for name, _, w in self.terms) + ")"
+
+
+def make_reward(spec: Any) -> Reward:
+    """Build a :class:`Reward` from an env's ``reward`` argument.
+
+    ``spec`` is a metric name (``"bleu"``), a callable ``(prediction, references, source)
+    -> float``, a ``{name: weight}`` dict, or a list whose items are any of: a name, a
+    callable, a ``(name or callable, weight)`` pair, or a dict ``{"metric": name,
+    "weight": w, **metric_kwargs}`` (for example ``{"metric": "length", "target": 12}``).
+    """
+    if isinstance(spec, Reward):
+        return spec
+    if isinstance(spec, Mapping) and "metric" not in spec:
+        items = list(spec.items())
+    elif isinstance(spec, (list, tuple)) and not _is_weighted_pair(spec):
+        items = list(spec)
+    else:
+        items = [spec]
+    return Reward([_term(item) for item in items])
+
+
+def _is_weighted_pair(spec: Sequence) -> bool:
+    return len(spec) == 2 and isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool)
+
+
+def _term(item: Any) -> tuple[str, Metric, float]:
+    weight: Any = 1.0
+    kwargs: dict[str, Any] = {}
+    if isinstance(item, Mapping):
+        kwargs = dict(item)
+        if "metric" not in kwargs:
+            raise ValueError(f"a reward dict needs a 'metric' key, got {item!r}")
+        item = kwargs.pop("metric")
+        weight = kwargs.pop("weight", 1.0)
+    elif isinstance(item, (list, tuple)):
+        if not _is_weighted_pair(item):
+            raise ValueError(f"a weighted reward term is (metric, weight), got {item!r}")
+        item, weight = item
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise ValueError(f"reward weight must be a finite number, got {weight!r}")
+    if isinstance(item, str):
+        if item not in METRICS:
+            raise ValueError(f"unknown reward metric {item!r}; valid metrics: {sorted(METRICS)}, or a callable")
+        try:
+            metric = METRICS[item](**kwargs)
+        except TypeError as err:
+            raise ValueError(f"bad arguments {kwargs} for metric {item!r}: {err}") from None
+        return item, metric, float(weight)
+    if callable(item):
+        if kwargs:
+            raise ValueError(f"arguments {sorted(kwargs)} only apply to named metrics")
+        return getattr(item, "__name__", type(item).__name__), item, float(weight)
+    raise TypeError(f"a reward metric is a name or a callable, not {type(item).__name__}: {item!r}")
+
+
+def check_reward_mode(mode: str, valid: Sequence[str] = REWARD_MODES) -> str:
+    if mode not in valid:
+        raise ValueError(f"unknown reward_mode {mode!r}; valid modes: {list(valid)}")
+    return mode
+
+
+class EpisodeReward:
+    """Pays a :class:`Reward` over one episode, sparsely or densely.
+
+    Sparse: 0 until the episode ends, then the reward of the final output.
+    Dense: r_t = phi(s_{t+1}) - phi(s_t), with phi the reward of the current output and
+    phi of the reset state taken as 0, so the episode's rewards sum to the sparse reward.
+    """
+
+    def __init__(self, reward: Reward, mode: str):
+        self.reward = reward
+        self.mode = check_reward_mode(mode)
+        self.references: Sequence[str] = ()
+        self.source = ""
+        self._potential = 0.0
+        self.metrics: dict[str, float] = {}
+
+    def reset(self, references: Sequence[str], source: str) -> None:
+        self.references, self.source = references, source
+        self._potential = 0.0
+        self.metrics = {}
+
+    def step(self, prediction: str, done: bool) -> float:
+        """The reward for reaching ``prediction``; end metrics are kept in ``.metrics``."""
+        if self.mode == "sparse" and not done:
+            return 0.0
+        value, metrics = self.reward(prediction, self.references, self.source)
+        if done:
+            self.metrics = metrics
+        if self.mode == "sparse":
+            return value
+        reward, self._potential = value - self._potential, value
+        return reward
+
+
+class EvaluateMetric:
+    """Use a Hugging Face ``evaluate`` module as a metric.
+
+    ``module`` is an ``evaluate.EvaluationModule`` or a path to a local metric script
+    (``evaluate.load`` of a hub name needs the network). ``key`` picks the result field
+    (default: the only one, or the module's name) and ``scale`` maps it to [0, 1].
+    """
+
+    def __init__(self, module: Any, key: str | None = None, scale: float = 1.0):
+        if isinstance(module, (str, os.PathLike)):
+            try:
+                import evaluate
+            except ImportError:
+                raise ImportError("EvaluateMetric needs the 'evaluate' extra: pip install 'textgym[evaluate]'") from None
+            module = evaluate.load(str(module))
+        if not hasattr(module, "compute"):
+            raise TypeError(f"{type(module).__name__} is not an evaluate module (no .compute)")
+        self.module, self.key, self.scale = module, key, scale
+        self.__name__ = key or getattr(module, "name", "evaluate")
+
+    def __call__(self, prediction: str, references: Sequence[str], source: str = "") -> float:
+        result = self.module.compute(predictions=[prediction], references=[list(references)])
+        key = self.key
+        if key is None:
+            key = next(iter(result)) if len(result) == 1 else getattr(self.module, "name", None)
+        if key not in result:
+            raise KeyError(f"evaluate result has no {key!r}; pass key= one of {sorted(result)}")
+        return float(result[key]) * self.scale

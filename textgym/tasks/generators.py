@@ -1,0 +1,129 @@
+"""Built-in offline tasks, generated deterministically from a seed.
+
+Their default sizes are small enough for a tabular agent to solve in under 50k steps;
+bigger settings are opt-in through keyword arguments (``task_kwargs`` of every env).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+
+from textgym.tasks.task import Task, TextExample
+
+SUBJECTS = ("dog", "cat", "boy", "girl", "bird", "horse", "man", "woman", "child", "farmer")
+VERBS = (
+    ("see", "sees"), ("like", "likes"), ("find", "finds"), ("chase", "chases"), ("carry", "carries"),
+    ("watch", "watches"), ("push", "pushes"), ("hold", "holds"), ("want", "wants"), ("throw", "throws"),
+)
+OBJECTS = ("ball", "tree", "apple", "kite", "hat", "box", "car", "book", "stick", "chair")
+PLACES = (("park", "in the park"), ("river", "near the river"), ("garden", "in the garden"),
+          ("beach", "on the beach"), ("street", "on the street"))
+DETERMINERS = ("the", "a")
+
+
+def _symbols(n: int) -> list[str]:
+    if not 1 <= n <= 26:
+        raise ValueError(f"n_symbols must be between 1 and 26, got {n}")
+    return [chr(ord("a") + i) for i in range(n)]
+
+
+def _check_positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _sequence_task(
+    name: str,
+    transform: Callable[[list[str]], list[str]],
+    length: int,
+    n_symbols: int,
+    n_train: int,
+    n_validation: int,
+    n_test: int,
+    seed: int,
+) -> Task:
+    _check_positive(length=length, n_train=n_train, n_validation=n_validation, n_test=n_test)
+    symbols = _symbols(n_symbols)
+    splits = {}
+    for index, (split, size) in enumerate((("train", n_train), ("validation", n_validation), ("test", n_test))):
+        rng = np.random.default_rng([seed, index])
+        draws = rng.integers(n_symbols, size=(size, length))
+        splits[split] = [
+            TextExample(" ".join(words), (" ".join(transform(words)),))
+            for words in ([symbols[i] for i in row] for row in draws)
+        ]
+    return Task(name, splits, default_reward="token_accuracy", description=f"{name} a sequence of letters")
+
+
+def copy(length: int = 3, n_symbols: int = 5, n_train: int = 1000, n_validation: int = 200,
+         n_test: int = 200, seed: int = 0) -> Task:
+    """Copy: write the prompt's letters back in the same order ("b d a" -> "b d a")."""
+    return _sequence_task("copy", list, length, n_symbols, n_train, n_validation, n_test, seed)
+
+
+def reverse(length: int = 3, n_symbols: int = 5, n_train: int = 1000, n_validation: int = 200,
+            n_test: int = 200, seed: int = 0) -> Task:
+    """Reverse: write the prompt's letters in reverse order ("b d a" -> "a d b")."""
+    return _sequence_task("reverse", lambda w: w[::-1], length, n_symbols, n_train, n_validation, n_test, seed)
+
+
+def sort(length: int = 3, n_symbols: int = 5, n_train: int = 1000, n_validation: int = 200,
+         n_test: int = 200, seed: int = 0) -> Task:
+    """Sort: write the prompt's letters in alphabetical order ("b d a" -> "a b d")."""
+    return _sequence_task("sort", sorted, length, n_symbols, n_train, n_validation, n_test, seed)
+
+
+def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: int = 0,
+             held_out: float = 0.2, seed: int = 0) -> Task:
+    """Keywords (CommonGen-like): write a sentence that uses the given concept words.
+
+    The concepts are a subject, a verb (as a lemma) and an object, plus a place when
+    ``places > 0``, listed alphabetically: "ball dog see". The references are every
+    sentence of the grammar ``DET SUBJECT VERB-s DET OBJECT [PLACE] .`` that uses them:
+    "the dog sees a ball .", "a dog sees the ball .", ... Concept sets are split between
+    train, validation and test (``held_out`` of them each for validation and test), so
+    held-out splits test generalisation to new combinations.
+    """
+    for name, value, limit in (("n_subjects", n_subjects, SUBJECTS), ("n_verbs", n_verbs, VERBS),
+                               ("n_objects", n_objects, OBJECTS)):
+        if not isinstance(value, int) or not 1 <= value <= len(limit):
+            raise ValueError(f"{name} must be an int between 1 and {len(limit)}, got {value!r}")
+    if not isinstance(places, int) or not 0 <= places <= len(PLACES):
+        raise ValueError(f"places must be an int between 0 and {len(PLACES)}, got {places!r}")
+    if not 0 <= held_out < 0.5:
+        raise ValueError(f"held_out must be in [0, 0.5), got {held_out!r}")
+
+    place_options = PLACES[:places] or ((None, ""),)
+    combos = list(itertools.product(SUBJECTS[:n_subjects], VERBS[:n_verbs], OBJECTS[:n_objects], place_options))
+    examples = []
+    for subject, (lemma, verb), obj, (place, phrase) in combos:
+        concepts = sorted(c for c in (subject, lemma, obj, place) if c)
+        tail = f" {phrase} ." if phrase else " ."
+        references = tuple(f"{d1} {subject} {verb} {d2} {obj}{tail}" for d1, d2 in itertools.product(DETERMINERS, repeat=2))
+        examples.append(TextExample(" ".join(concepts), references))
+
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_held = max(1, round(held_out * len(examples))) if held_out > 0 else 0
+    if len(examples) - 2 * n_held < 1:
+        raise ValueError(f"{len(examples)} concept sets are too few to hold out {held_out:.0%} twice")
+    shuffled = [examples[i] for i in order]
+    splits = {"train": shuffled[2 * n_held:]}
+    if n_held:
+        splits["validation"] = shuffled[:n_held]
+        splits["test"] = shuffled[n_held:2 * n_held]
+    else:
+        splits["validation"] = splits["test"] = splits["train"]
+    return Task("keywords", splits, default_reward="bleu",
+                description="write a sentence using the given concept words (CommonGen-like)")
+
+
+BUILTIN_TASKS: dict[str, Callable[..., Task]] = {
+    "copy": copy,
+    "reverse": reverse,
+    "sort": sort,
+    "keywords": keywords,
+}

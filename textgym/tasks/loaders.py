@@ -1,0 +1,104 @@
+"""Load tasks from JSONL files, lists of dicts and Hugging Face datasets.
+
+A row is a mapping with the text the episode starts from (``"prompt"``, or ``"source"``)
+and its references (``"references"``: a list of str, or ``"target"``: one str).
+Malformed rows raise ``ValueError`` naming the file and line (or the row index).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from textgym.tasks.task import SPLITS, Task, TextExample
+
+PROMPT_KEYS = ("prompt", "source")
+REFERENCE_KEYS = ("references", "target")
+
+
+def example_from_row(row: Any, where: str) -> TextExample:
+    """Parse one row; ``where`` ("file.jsonl:3" or "row 3") prefixes every error."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    prompt = _first_present(row, PROMPT_KEYS, where)
+    references = _first_present(row, REFERENCE_KEYS, where)
+    if isinstance(references, str):
+        references = [references]
+    if not isinstance(prompt, str):
+        raise ValueError(f"{where}: {PROMPT_KEYS[0]!r} must be a string, got {type(prompt).__name__}")
+    if (
+        not isinstance(references, (list, tuple))
+        or not references
+        or not all(isinstance(r, str) for r in references)
+    ):
+        raise ValueError(f"{where}: references must be a non-empty list of strings, got {references!r}")
+    return TextExample(prompt, tuple(references))
+
+
+def _first_present(row: Mapping, keys: tuple[str, ...], where: str) -> Any:
+    for key in keys:
+        if key in row:
+            return row[key]
+    raise ValueError(f"{where}: missing field; expected one of {list(keys)}, found {sorted(row)}")
+
+
+def read_jsonl(path: str | os.PathLike) -> list[TextExample]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file not found: {path}")
+    examples = []
+    with path.open(encoding="utf-8") as lines:
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: invalid JSON: {err.msg} (column {err.colno})") from None
+            examples.append(example_from_row(row, f"{path}:{lineno}"))
+    if not examples:
+        raise ValueError(f"{path}: no examples in file")
+    return examples
+
+
+def examples_from_rows(rows: Iterable[Any]) -> list[TextExample]:
+    examples = [example_from_row(row, f"row {i}") for i, row in enumerate(rows)]
+    if not examples:
+        raise ValueError("the task has no examples")
+    return examples
+
+
+def _load_source(source: Any) -> list[TextExample]:
+    """One split's worth of examples from a path, a list of rows or a datasets.Dataset."""
+    if isinstance(source, (str, os.PathLike)):
+        if Path(source).suffix != ".jsonl":
+            raise ValueError(f"unsupported task file {str(source)!r}: text tasks are read from .jsonl files")
+        return read_jsonl(source)
+    if _is_hf_dataset(source) or isinstance(source, (list, tuple)):
+        return examples_from_rows(source)
+    raise TypeError(f"cannot read examples from {type(source).__name__}")
+
+
+def _is_hf_dataset(obj: Any) -> bool:
+    return type(obj).__module__.startswith("datasets.") and hasattr(obj, "column_names")
+
+
+def task_from_source(source: Any) -> Task:
+    """A path, list of rows, HF ``Dataset``/``DatasetDict`` or ``{split: source}`` dict."""
+    if isinstance(source, (str, os.PathLike)):
+        return Task.single(Path(source).name, _load_source(source))
+    if isinstance(source, Mapping) or (_is_hf_dataset(source) and hasattr(source, "keys")):
+        splits = {_split_name(split): _load_source(source[split]) for split in source.keys()}
+        return Task("custom", splits)
+    return Task.single("custom", _load_source(source))
+
+
+def _split_name(name: str) -> str:
+    """HF datasets often call the validation split "dev" or "valid"."""
+    name = {"dev": "validation", "valid": "validation", "val": "validation"}.get(name, name)
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {name!r}; valid splits: {list(SPLITS)}")
+    return name

@@ -1,0 +1,78 @@
+"""A task: examples grouped into train/validation/test splits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One text-to-text example.
+
+    ``prompt`` is what an episode starts from: the generation prompt (TokenGen) or the
+    source document to edit (TokenEdit). ``references`` are the acceptable outputs.
+    """
+
+    prompt: str
+    references: tuple[str, ...]
+
+    def __post_init__(self):
+        if not isinstance(self.prompt, str):
+            raise TypeError(f"prompt must be a str, not {type(self.prompt).__name__}")
+        if not self.references or not all(isinstance(r, str) for r in self.references):
+            raise ValueError(f"references must be a non-empty list of str, got {self.references!r}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Examples in named splits.
+
+    A task made from one file or one list has a single pool of examples that every split
+    name returns (the file is used whole, whatever ``split`` says).
+    """
+
+    name: str
+    splits: Mapping[str, Sequence[TextExample]]
+    default_reward: str | None = None
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        for split, examples in self.splits.items():
+            if split not in SPLITS:
+                raise ValueError(f"unknown split {split!r} in task {self.name!r}; valid splits: {list(SPLITS)}")
+            if not examples:
+                raise ValueError(f"split {split!r} of task {self.name!r} has no examples")
+
+    @classmethod
+    def single(cls, name: str, examples: Sequence[TextExample], **kwargs) -> Task:
+        """A task whose every split is the same pool of examples."""
+        examples = list(examples)
+        return cls(name, {split: examples for split in SPLITS}, **kwargs)
+
+    def split(self, name: str) -> Sequence[TextExample]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; valid splits: {list(SPLITS)}")
+        if name not in self.splits:
+            raise ValueError(f"task {self.name!r} has no {name!r} split; it has {list(self.splits)}")
+        return self.splits[name]
+
+    def examples(self) -> Iterator[TextExample]:
+        """Every example once, over all splits (a pool shared by several splits counts once)."""
+        seen: set[int] = set()
+        for examples in self.splits.values():
+            if id(examples) not in seen:
+                seen.add(id(examples))
+                yield from examples
+
+    def texts(self) -> Iterator[str]:
+        """All prompts and references: what a word vocabulary is built from."""
+        for example in self.examples():
+            yield example.prompt
+            yield from example.references
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{split}={len(examples)}" for split, examples in self.splits.items())
+        return f"Task({self.name!r}, {sizes})"
