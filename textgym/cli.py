@@ -80,15 +80,22 @@ def list_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgym", description="Gymnasium environments for text tasks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo_parser = commands.add_parser("demo", help="train a small agent on a built-in task (about a minute)")
     demo_parser.add_argument("--env", default="TokenGen-v0", help="env id (default: TokenGen-v0, the copy task)")
-    demo_parser.add_argument("--steps", type=int, default=50_000, help="training steps (default: 50000)")
+    demo_parser.add_argument("--steps", type=positive_int, default=50_000, help="training steps (default: 50000)")
     demo_parser.add_argument("--seed", type=int, default=0)
-    demo_parser.add_argument("--eval-episodes", type=int, default=200, help="test episodes per score")
+    demo_parser.add_argument("--eval-episodes", type=positive_int, default=200, help="test episodes per score")
     demo_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo_parser.set_defaults(run=demo)
 
@@ -98,10 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gymnasium.error import Error as GymError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, GymError) as err:
         print(f"textgym {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,7 @@ tokens (see :func:`textgym.vocab.word_tokenize`), case-sensitively.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -39,23 +40,34 @@ def _bleu_reference_stats(references: tuple[str, ...]) -> tuple[dict, tuple[int,
 
 
 def bleu(prediction: str, references: Sequence[str], source: str = "") -> float:
-    """Sentence BLEU / 100, identical to ``sacrebleu.sentence_bleu`` (13a tokenization, exp
+    """Sentence BLEU / 100, equal to ``sacrebleu.sentence_bleu`` (13a tokenization, exp
     smoothing, effective order), with the reference n-grams cached across calls."""
-    from sacrebleu.metrics.bleu import BLEU
-
     ref_counts, ref_lens = _bleu_reference_stats(tuple(references))
     tokens = word_tokenize(prediction)
     hyp_len = len(tokens)
-    # sacreBLEU's rule: the closest reference length, the shorter one on ties
-    ref_len = min(ref_lens, key=lambda n: (abs(n - hyp_len), n))
     correct = [0] * _MAX_ORDER
     total = [0] * _MAX_ORDER
     for ngram, count in _ngrams(tokens).items():
         order = len(ngram) - 1
         total[order] += count
         correct[order] += min(count, ref_counts.get(ngram, 0))
-    score = BLEU.compute_bleu(correct, total, hyp_len, ref_len, smooth_method="exp", effective_order=True)
-    return min(score.score / 100.0, 1.0)  # sacreBLEU can return 100.00000000000004
+    if not any(correct):
+        return 0.0
+    # sacreBLEU's rule: the closest reference length, the shorter one on ties
+    ref_len = min(ref_lens, key=lambda n: (abs(n - hyp_len), n))
+    # sacreBLEU's compute_bleu for smooth_method="exp", effective_order=True
+    log_precision_sum, order, smooth = 0.0, 0, 1.0
+    for matched, count in zip(correct, total):
+        if count == 0:
+            break
+        order += 1
+        if matched == 0:
+            smooth *= 2
+            log_precision_sum += math.log(1.0 / (smooth * count))
+        else:
+            log_precision_sum += math.log(matched / count)
+    brevity = 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
+    return min(brevity * math.exp(log_precision_sum / order), 1.0)
 
 
 @lru_cache(maxsize=1)

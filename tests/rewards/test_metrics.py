@@ -1,0 +1,70 @@
+import math
+
+import pytest
+import sacrebleu
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textgym.rewards import METRICS, Length, bleu, chrf, exact_match, rouge1, rouge2, rougeL, ter, token_accuracy, token_f1
+
+REFS = ["the cat sat on the mat .", "a cat sat on a mat ."]
+
+
+def test_bleu_hand_computed():
+    # "the cat sat": 3/3 unigrams, 2/2 bigrams, 1/1 trigram; effective order 3;
+    # closest reference length 7, so brevity penalty exp(1 - 7/3)
+    assert bleu("the cat sat", REFS) == pytest.approx(math.exp(1 - 7 / 3))
+    assert bleu("the cat sat on the mat .", REFS) == 1.0
+    assert bleu("", REFS) == 0.0 and bleu("dog", REFS) == 0.0
+
+
+WORDS = st.lists(st.sampled_from(["the", "a", "cat", "sat", "on", "mat", ".", "dog", ","]), max_size=12).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prediction=WORDS, references=st.lists(WORDS.filter(bool), min_size=1, max_size=3))
+def test_bleu_equals_sacrebleu_sentence_bleu(prediction, references):
+    expected = min(sacrebleu.sentence_bleu(prediction, references).score / 100, 1.0)
+    assert bleu(prediction, references) == pytest.approx(expected, abs=1e-9)
+
+
+def test_chrf_and_ter_scaled():
+    assert chrf("the cat sat on the mat .", REFS) == pytest.approx(1.0)
+    assert chrf("the cat", REFS) == pytest.approx(sacrebleu.sentence_chrf("the cat", REFS).score / 100)
+    # TER of "the cat sat" against the first reference: 4 deletions over 7 words
+    assert ter("the cat sat", ["the cat sat on the mat ."]) == pytest.approx(1 - 4 / 7)
+    assert ter("x y z w v u t s r q", ["the cat"]) == 0.0  # TER above 1 is clipped
+
+
+def test_rouge_f_measures_best_over_references():
+    # "the cat" vs "the cat sat on the mat .": rouge-score drops punctuation -> 6 tokens
+    assert rouge1("the cat", REFS) == pytest.approx(2 * (1 * 2 / 6) / (1 + 2 / 6))
+    assert rouge2("the cat", REFS) == pytest.approx(2 * (1 * 1 / 5) / (1 + 1 / 5))
+    assert rougeL("a cat sat on a mat", REFS) == pytest.approx(1.0)
+    assert rouge1("", REFS) == 0.0
+
+
+def test_token_metrics():
+    assert exact_match("the cat sat on the mat.", REFS) == 1.0  # same 13a tokens
+    assert exact_match("the cat sat", REFS) == 0.0
+    assert token_f1("cat sat mat dog", REFS) == pytest.approx(2 * (3 / 4) * (3 / 7) / (3 / 4 + 3 / 7))
+    assert token_f1("", [""]) == 1.0 and token_f1("", REFS) == 0.0
+    assert token_accuracy("a b x", ["a b c"]) == pytest.approx(2 / 3)
+    assert token_accuracy("a b c d", ["a b c"]) == pytest.approx(3 / 4)
+    assert token_accuracy("b c", ["a b c"]) == 0.0
+
+
+def test_length_against_target():
+    assert Length(target=4)("a b", REFS) == pytest.approx(0.5)
+    assert Length(target=4)("a b c d e f g h i", REFS) == 0.0
+    assert Length()("a b c d e f", REFS) == pytest.approx(1 - 1 / 7)  # closest reference has 7 tokens
+    with pytest.raises(ValueError, match="length target must be a positive int"):
+        Length(target=0)
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+@settings(max_examples=30, deadline=None)
+@given(prediction=WORDS, references=st.lists(WORDS.filter(bool), min_size=1, max_size=3))
+def test_every_metric_is_in_unit_interval(name, prediction, references):
+    value = METRICS[name]()(prediction, references, "")
+    assert 0.0 <= value <= 1.0
