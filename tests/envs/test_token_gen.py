@@ -27,7 +27,7 @@ def write(env, text):
 def test_spaces_follow_the_task():
     env = TokenGenEnv(task=ROWS)
     assert env.action_space == gym.spaces.Discrete(len(env.vocab))
-    assert env.max_new_tokens == 4  # longest reference (3 tokens) + EOS
+    assert env.max_new_tokens == 3  # the longest reference
     obs, info = env.reset(options={"index": 0})
     assert set(obs) == {"prompt_ids", "prompt_mask", "output_ids", "output_mask", "position"}
     assert all(v.dtype == np.int64 for v in obs.values())
@@ -41,11 +41,20 @@ def test_eos_terminates_with_the_metric_and_observation_tracks_output():
     hi = env.vocab.token_to_id("hi")
     obs, reward, terminated, truncated, info = env.step(hi)
     assert (reward, terminated, truncated) == (0.0, False, False)
-    assert obs["output_ids"][0] == hi and obs["output_mask"].tolist() == [1, 0, 0, 0] and obs["position"] == [1]
+    assert obs["output_ids"][0] == hi and obs["output_mask"].tolist() == [1, 0, 0] and obs["position"] == [1]
     assert info["text"] == "hi"
     rewards, (_, reward, terminated, truncated, info) = write(env, "there .")
-    assert terminated and not truncated
+    assert truncated and not terminated  # the longest reference fills max_new_tokens
     assert reward == 1.0 and info["metrics"] == {"exact_match": 1.0} and info["text"] == "hi there ."
+
+
+def test_eos_before_the_limit_terminates():
+    env = TokenGenEnv(task=ROWS, reward="token_f1")
+    env.reset(options={"index": 0})
+    env.step(env.vocab.token_to_id("hi"))
+    _, reward, terminated, truncated, info = env.step(env.vocab.eos_id)
+    assert terminated and not truncated
+    assert info["text"] == "hi" and reward == pytest.approx(0.5)
 
 
 def test_max_new_tokens_truncates():
@@ -169,8 +178,8 @@ def test_tokenizer_vocabulary_drives_the_env(tokenizer_dir):
     env = TokenGenEnv(task=ROWS, vocab=str(tokenizer_dir))
     assert env.action_space.n == len(env.vocab)
     env.reset(options={"index": 0})
-    _, reward, terminated, *_ = write(env, "hi there .")[1]
-    assert terminated and env.text.replace(" ", "") == "hithere."
+    _, reward, terminated, truncated, _ = write(env, "hi there .")[1]
+    assert truncated and env.text.replace(" ", "") == "hithere."
 
 
 @pytest.mark.parametrize("algo", ["PPO", "A2C", "DQN", "MaskablePPO"])

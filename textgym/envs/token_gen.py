@@ -51,7 +51,7 @@ class TokenGenEnv(TextEnv):
 
     ## Episode End
     Terminated when the agent writes EOS. Truncated when ``max_new_tokens`` tokens are
-    written.
+    written (so writing a longest-length reference in full ends by truncation, no EOS needed).
 
     ## Information
     ``info["text"]`` is the text written so far, ``info["action_mask"]`` an ``int8`` array of
@@ -66,7 +66,8 @@ class TokenGenEnv(TextEnv):
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
       a transformers tokenizer or a tokenizer directory.
     - ``reward``, ``reward_mode``: see Rewards.
-    - ``max_new_tokens``: default the longest reference plus one (room for EOS).
+    - ``max_new_tokens``: default the length of the task's longest reference, so the best
+      output is always reachable while the MDP stays as small as it can be.
     - ``allowed_tokens``: tokens (str or id) the agent may write; ``mask_fn(prompt_ids,
       output_ids) -> bool array`` narrows the legal set per step.
     - ``action_mask``: False skips computing the mask for every info (huge vocabularies).
@@ -102,7 +103,7 @@ class TokenGenEnv(TextEnv):
         self._prompt_cache: dict[int, list[int]] = {}
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
         if max_new_tokens is None:
-            max_new_tokens = 1 + max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
+            max_new_tokens = max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         self.max_new_tokens = max_new_tokens
