@@ -1,1 +1,6 @@
 """textgym agents: they drive any textgym env through the plain reset()/step() loop."""
+
+from agents.base import Agent, EpisodeLog, evaluate
+from agents.tabular_q import TabularQAgent
+
+__all__ = ["Agent", "EpisodeLog", "TabularQAgent", "evaluate"]
