@@ -6,58 +6,43 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
-
-def evaluate_policy(env, policy: Callable, n_episodes: int, seed: int) -> tuple[float, list[str]]:
-    """Mean final reward of ``policy(obs, info) -> action`` and the texts it wrote."""
-    rewards, texts = [], []
-    for episode in range(n_episodes):
-        obs, info = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(policy(obs, info))
-            total += reward
-            done = terminated or truncated
-        rewards.append(total)
-        texts.append(f"{env.unwrapped.example.prompt!r} -> {info['text']!r}  (reward {total:.2f})")
-    return float(np.mean(rewards)), texts
-
 
 def demo(args: argparse.Namespace) -> int:
-    """Train MaskablePPO on a built-in task and print episodes and scores before and after."""
+    """Train tabular Q-learning on a built-in task; print episodes and scores before and after."""
     import gymnasium as gym
-    from sb3_contrib import MaskablePPO
 
     import textgym  # noqa: F401
+    from agents import RandomAgent, TabularQAgent, evaluate
 
     env = gym.make(args.env)
-    rng = np.random.default_rng(args.seed)
+    agent = TabularQAgent(env, seed=args.seed, learning_rate=1.0)
+    eval_env = gym.make(args.env, render_mode="ansi")
+    print(f"textgym demo: tabular Q-learning on {args.env} "
+          f"(task {env.unwrapped.task.name!r}, {env.unwrapped.reward_mode} reward {env.unwrapped.reward})")
 
-    def random_policy(obs, info):
-        return int(rng.choice(np.flatnonzero(info["action_mask"])))
+    def show(title: str) -> None:
+        print(f"\n{title}")
+        for index in range(3):
+            obs, info = eval_env.reset(options={"index": index})
+            done = False
+            while not done:
+                obs, _, terminated, truncated, info = eval_env.step(agent.act(obs, info))
+                done = terminated or truncated
+            metrics = ", ".join(f"{k} {v:.2f}" for k, v in info["metrics"].items())
+            print(f"  {eval_env.unwrapped.example.prompt!r:>20} -> {info['text']!r}  ({metrics})")
 
-    model = MaskablePPO("MultiInputPolicy", env, seed=args.seed, verbose=0)
+    random_scores = evaluate(RandomAgent(env, seed=args.seed), eval_env, args.eval_episodes, seed=args.seed)
+    before = evaluate(agent, eval_env, args.eval_episodes, seed=args.seed)
+    show("before training:")
+    agent.learn(args.steps, progress_bar=not args.no_progress)
+    after = evaluate(agent, eval_env, args.eval_episodes, seed=args.seed)
+    show(f"after {args.steps:,} steps ({len(agent.log.records):,} episodes, {agent.n_states:,} states in the Q-table):")
 
-    def trained_policy(obs, info):
-        action, _ = model.predict(obs, action_masks=info["action_mask"].astype(bool), deterministic=True)
-        return int(action)
-
-    eval_env = gym.make(args.env, split="test")
-    eval_seed = 10_000
-    random_score, _ = evaluate_policy(eval_env, random_policy, args.eval_episodes, eval_seed)
-    before_score, before = evaluate_policy(eval_env, trained_policy, args.eval_episodes, eval_seed)
-    print(f"textgym demo: MaskablePPO on {args.env} ({env.unwrapped.task.name!r} task, reward {env.unwrapped.reward})")
-    print("\nbefore training:")
-    print("\n".join("  " + line for line in before[:3]))
-    model.learn(total_timesteps=args.steps, progress_bar=not args.no_progress)
-    after_score, after = evaluate_policy(eval_env, trained_policy, args.eval_episodes, eval_seed)
-    print("\nafter training:")
-    print("\n".join("  " + line for line in after[:3]))
-    print(f"\nmean reward on {args.eval_episodes} test episodes:")
-    print(f"  {'random legal actions':<22}{random_score:.3f}")
-    print(f"  {'before training':<22}{before_score:.3f}")
-    print(f"  {f'after {args.steps} steps':<22}{after_score:.3f}")
+    print(f"\nmean over {args.eval_episodes} episodes on the training prompts:")
+    print(f"  {'policy':<24}" + "".join(f"{name:>12}" for name in before if name != "return_std"))
+    for label, scores in (("random legal actions", random_scores), ("before training", before),
+                          ("after training", after)):
+        print(f"  {label:<24}" + "".join(f"{v:>12.3f}" for k, v in scores.items() if k != "return_std"))
     return 0
 
 
@@ -91,11 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textgym", description="Gymnasium environments for text tasks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo_parser = commands.add_parser("demo", help="train a small agent on a built-in task (about a minute)")
-    demo_parser.add_argument("--env", default="TokenGen-v0", help="env id (default: TokenGen-v0, the copy task)")
-    demo_parser.add_argument("--steps", type=positive_int, default=50_000, help="training steps (default: 50000)")
+    demo_parser = commands.add_parser("demo", help="train a tabular Q agent on a built-in task (under a minute)")
+    demo_parser.add_argument("--env", default="TokenGen-Keywords-v0",
+                             help="env id (default: TokenGen-Keywords-v0, dense BLEU on the keywords task)")
+    demo_parser.add_argument("--steps", type=positive_int, default=300_000, help="training steps (default: 300000)")
     demo_parser.add_argument("--seed", type=int, default=0)
-    demo_parser.add_argument("--eval-episodes", type=positive_int, default=200, help="test episodes per score")
+    demo_parser.add_argument("--eval-episodes", type=positive_int, default=200, help="episodes per score (default: 200)")
     demo_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo_parser.set_defaults(run=demo)
 

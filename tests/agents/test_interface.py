@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import textgym  # noqa: F401
-from agents import TabularQAgent, evaluate
+from agents import RandomAgent, TabularQAgent, evaluate
 from envs_registry import ENVS
 
-AGENTS = [TabularQAgent]
+AGENTS = [RandomAgent, TabularQAgent]
 
 
 def greedy_actions(agent, env, n_steps=30, seed=5):
@@ -43,6 +43,7 @@ def test_learn_act_save_load(agent_cls, env_id, tmp_path):
 
     agent.save(tmp_path / "agent.pt")
     loaded = agent_cls.load(tmp_path / "agent.pt", env=gym.make(env_id))
+    agent.rng, loaded.rng = np.random.default_rng(9), np.random.default_rng(9)  # same draws for RandomAgent
     assert greedy_actions(loaded, gym.make(env_id)) == greedy_actions(agent, gym.make(env_id))
     assert loaded.config == agent.config and loaded.num_timesteps == 300
 
