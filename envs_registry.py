@@ -35,6 +35,16 @@ ENVS: dict[str, dict] = {
         "kwargs": {"task": "keywords", "reward": "bleu", "reward_mode": "dense"},
         "description": "TokenGen on the built-in CommonGen-like keywords task, dense BLEU",
     },
+    "NERTag-v0": {
+        "entry_point": "textgym.envs.ner_tag:NERTagEnv",
+        "kwargs": {"task": "entities"},
+        "description": "named-entity tagging, one IOB2 tag per token, rewarded by span F1",
+    },
+    "NERTag-Entities-v0": {
+        "entry_point": "textgym.envs.ner_tag:NERTagEnv",
+        "kwargs": {"task": "entities", "window": 1, "min_freq": 2},
+        "description": "NERTag on the built-in entities task, a 3-word window for tabular agents",
+    },
 }
 
 _SPEC_FIELDS = ("entry_point", "kwargs", "max_episode_steps", "vector_entry_point")

@@ -8,31 +8,62 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from textgym.tasks.generators import BUILTIN_TASKS
+from textgym.tasks.conll import load_tagged, read_conll, to_iob2
+from textgym.tasks.generators import BUILTIN_TASKS, TAGGED_TASKS
 from textgym.tasks.loaders import read_jsonl, task_from_source
-from textgym.tasks.task import SPLITS, Task, TextExample
+from textgym.tasks.task import SPLITS, TaggedSentence, Task, TextExample
 
-__all__ = ["BUILTIN_TASKS", "SPLITS", "Task", "TextExample", "load_task", "read_jsonl"]
+__all__ = [
+    "BUILTIN_TASKS", "SPLITS", "TaggedSentence", "Task", "TextExample", "load_task", "read_conll", "read_jsonl",
+    "to_iob2",
+]
+
+READER_OPTIONS = tuple(inspect.signature(load_tagged).parameters)[1:]
 
 
-def load_task(task: Any, task_kwargs: Mapping[str, Any] | None = None) -> Task:
+def load_task(
+    task: Any, task_kwargs: Mapping[str, Any] | None = None, example_type: type = TextExample
+) -> Task:
     """Resolve the ``task`` argument of an env into a :class:`Task`.
 
     ``task`` is a built-in name (see ``BUILTIN_TASKS``), a path to a ``.jsonl`` file, a
     ``{split: path or rows}`` dict, a list of row dicts, a Hugging Face ``Dataset`` or
     ``DatasetDict``, or a ``Task``. ``task_kwargs`` only apply to built-in tasks.
+
+    ``example_type`` is what the env needs: ``TextExample`` (the default) or
+    ``TaggedSentence`` (NER). Tagged tasks also read CoNLL column files, and their
+    ``task_kwargs`` for a file or dataset are reader options (``token_column``,
+    ``tag_column``, ``scheme``, ``label_names``; see ``textgym.tasks.conll``).
     """
+    tagged = example_type is TaggedSentence
+    builtins = sorted(name for name in BUILTIN_TASKS if (name in TAGGED_TASKS) == tagged)
     task_kwargs = dict(task_kwargs or {})
     is_builtin = isinstance(task, str) and task in BUILTIN_TASKS
+    if is_builtin and task not in builtins:
+        raise ValueError(f"task {task!r} is not a {example_type.__name__} task; built-in ones: {builtins}")
     if task_kwargs and not is_builtin:
-        raise ValueError(f"task_kwargs {sorted(task_kwargs)} only apply to built-in tasks {sorted(BUILTIN_TASKS)}")
+        if not tagged:
+            raise ValueError(f"task_kwargs {sorted(task_kwargs)} only apply to built-in tasks {builtins}")
+        unknown = sorted(set(task_kwargs) - set(READER_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown task_kwargs {unknown} for a tagged file or dataset; valid: {list(READER_OPTIONS)}"
+            )
     if isinstance(task, Task):
-        return task
-    if is_builtin:
-        return _make_builtin(task, task_kwargs)
-    if isinstance(task, (str, os.PathLike)) and not Path(task).suffix:
-        raise ValueError(f"unknown task {str(task)!r}; built-in tasks: {sorted(BUILTIN_TASKS)}, or give a .jsonl path")
-    return task_from_source(task)
+        loaded = task
+    elif is_builtin:
+        loaded = _make_builtin(task, task_kwargs)
+    elif isinstance(task, (str, os.PathLike)) and not Path(task).suffix:
+        files = ".jsonl or CoNLL" if tagged else ".jsonl"
+        raise ValueError(f"unknown task {str(task)!r}; built-in tasks: {builtins}, or give a {files} path")
+    elif tagged:
+        loaded = task_from_source(task, lambda source: load_tagged(source, **task_kwargs))
+    else:
+        loaded = task_from_source(task)
+    first = next(loaded.examples())
+    if not isinstance(first, example_type):
+        raise ValueError(f"task {loaded.name!r} holds {type(first).__name__}s; this env needs {example_type.__name__}s")
+    return loaded
 
 
 def _make_builtin(name: str, task_kwargs: dict[str, Any]) -> Task:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from textgym.tasks.task import Task, TextExample
+from textgym.tasks.task import SPLITS, TaggedSentence, Task, TextExample
 
 SUBJECTS = ("dog", "cat", "boy", "girl", "bird", "horse", "man", "woman", "child", "farmer")
 VERBS = (
@@ -121,9 +121,92 @@ def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: 
                 description="write a sentence using the given concept words (CommonGen-like)")
 
 
+SYLLABLES = ("ka", "lo", "mi", "ran", "to", "vel", "su", "dor", "pe", "zin",
+             "ma", "ri", "no", "tal", "be", "gor", "an", "ex", "ul", "fi")
+NAME_POOLS = ("first", "last", "org", "loc", "misc")
+ORG_SUFFIXES = ("Corp", "Labs", "Group", "Bank")
+MISC_SUFFIXES = ("ian", "ese", "ish")
+ENTITY_TEMPLATES = (
+    "{PER} works for {ORG} .",
+    "{PER} lives in {LOC} .",
+    "{ORG} opened an office in {LOC} .",
+    "{PER} met {PER} in {LOC} .",
+    "{PER} is a {MISC} writer .",
+    "{ORG} hired {PER} last year .",
+    "she flew from {LOC} to {LOC} .",
+    "{MISC} fans gathered in {LOC} .",
+    "we had lunch with {PER} .",
+    "the {MISC} team lost to {ORG} .",
+    "nothing happened today .",
+    "the weather was nice .",
+)
+
+
+def _name_pools(seed: int) -> dict[tuple[str, str], list[str]]:
+    """Disjoint pools of made-up names, one per (split, pool): no name is in two splits."""
+    names = ["".join(s).capitalize() for n in (2, 3) for s in itertools.product(SYLLABLES, repeat=n)]
+    names = sorted(set(names))  # different syllables can spell the same name
+    order = np.random.default_rng([seed, 99]).permutation(len(names))
+    shares = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    pools, start = {}, 0
+    for split in SPLITS:
+        size = int(shares[split] * len(names)) // len(NAME_POOLS)
+        for pool in NAME_POOLS:
+            pools[split, pool] = [names[i] for i in order[start:start + size]]
+            start += size
+    return pools
+
+
+def _entity(kind: str, pools: dict[str, list[str]], rng: np.random.Generator) -> list[str]:
+    def pick(pool: str) -> str:
+        return pools[pool][rng.integers(len(pools[pool]))]
+
+    if kind == "PER":
+        return [pick("first"), pick("last")] if rng.random() < 0.5 else [pick("first")]
+    if kind == "ORG":
+        return [pick("org"), ORG_SUFFIXES[rng.integers(len(ORG_SUFFIXES))]] if rng.random() < 0.7 else [pick("org")]
+    if kind == "LOC":
+        return [pick("loc"), "City"] if rng.random() < 0.3 else [pick("loc")]
+    return [pick("misc") + MISC_SUFFIXES[rng.integers(len(MISC_SUFFIXES))]]
+
+
+def entities(n_train: int = 1000, n_validation: int = 200, n_test: int = 200, seed: int = 0) -> Task:
+    """Entities (NER): tag PER/ORG/LOC/MISC in template sentences ("Kalo Suvel works for Tozin Labs .").
+
+    Sentences come from a dozen templates (two without entities) filled with made-up
+    names. Each split draws its names from its own pool, so validation and test measure
+    generalisation to unseen names (they are UNK to a vocabulary built from train) rather
+    than memorisation. Persons have one or two tokens, organisations an optional suffix
+    (Corp, Labs, ...), locations an optional "City"; MISC are adjectives (Kaloese).
+    """
+    _check_positive(n_train=n_train, n_validation=n_validation, n_test=n_test)
+    all_pools = _name_pools(seed)
+    splits = {}
+    for index, (split, size) in enumerate(zip(SPLITS, (n_train, n_validation, n_test))):
+        rng = np.random.default_rng([seed, index])
+        pools = {pool: all_pools[split, pool] for pool in NAME_POOLS}
+        sentences = []
+        for template in rng.choice(ENTITY_TEMPLATES, size=size):
+            tokens, tags = [], []
+            for word in template.split():
+                if word.startswith("{"):
+                    kind = word[1:-1]
+                    name = _entity(kind, pools, rng)
+                    tokens += name
+                    tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
+                else:
+                    tokens.append(word)
+                    tags.append("O")
+            sentences.append(TaggedSentence(tuple(tokens), tuple(tags)))
+        splits[split] = sentences
+    return Task("entities", splits, description="tag PER/ORG/LOC/MISC names in template sentences")
+
+
 BUILTIN_TASKS: dict[str, Callable[..., Task]] = {
     "copy": copy,
     "reverse": reverse,
     "sort": sort,
     "keywords": keywords,
+    "entities": entities,
 }
+TAGGED_TASKS = frozenset({"entities"})  # built-ins whose examples are TaggedSentences (NER)

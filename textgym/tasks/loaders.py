@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ def _first_present(row: Mapping, keys: tuple[str, ...], where: str) -> Any:
     raise ValueError(f"{where}: missing field; expected one of {list(keys)}, found {sorted(row)}")
 
 
-def read_jsonl(path: str | os.PathLike) -> list[TextExample]:
+def read_jsonl(path: str | os.PathLike, parse_row: Callable[[Any, str], Any] = example_from_row) -> list:
+    """Examples of a JSONL file, one row per line; ``parse_row(row, "file:line")`` builds one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"task file not found: {path}")
@@ -58,7 +59,7 @@ def read_jsonl(path: str | os.PathLike) -> list[TextExample]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{lineno}: invalid JSON: {err.msg} (column {err.colno})") from None
-            examples.append(example_from_row(row, f"{path}:{lineno}"))
+            examples.append(parse_row(row, f"{path}:{lineno}"))
     if not examples:
         raise ValueError(f"{path}: no examples in file")
     return examples
@@ -77,23 +78,24 @@ def _load_source(source: Any) -> list[TextExample]:
         if Path(source).suffix != ".jsonl":
             raise ValueError(f"unsupported task file {str(source)!r}: text tasks are read from .jsonl files")
         return read_jsonl(source)
-    if _is_hf_dataset(source) or isinstance(source, (list, tuple)):
+    if is_hf_dataset(source) or isinstance(source, (list, tuple)):
         return examples_from_rows(source)
     raise TypeError(f"cannot read examples from {type(source).__name__}")
 
 
-def _is_hf_dataset(obj: Any) -> bool:
+def is_hf_dataset(obj: Any) -> bool:
     return type(obj).__module__.startswith("datasets.") and hasattr(obj, "column_names")
 
 
-def task_from_source(source: Any) -> Task:
-    """A path, list of rows, HF ``Dataset``/``DatasetDict`` or ``{split: source}`` dict."""
+def task_from_source(source: Any, load_split: Callable[[Any], list] = _load_source) -> Task:
+    """A path, list of rows, HF ``Dataset``/``DatasetDict`` or ``{split: source}`` dict;
+    ``load_split(source)`` reads one split (text examples unless told otherwise)."""
     if isinstance(source, (str, os.PathLike)):
-        return Task.single(Path(source).name, _load_source(source))
-    if isinstance(source, Mapping) or (_is_hf_dataset(source) and hasattr(source, "keys")):
-        splits = {_split_name(split): _load_source(source[split]) for split in source.keys()}
+        return Task.single(Path(source).name, load_split(source))
+    if isinstance(source, Mapping) or (is_hf_dataset(source) and hasattr(source, "keys")):
+        splits = {_split_name(split): load_split(source[split]) for split in source.keys()}
         return Task("custom", splits)
-    return Task.single("custom", _load_source(source))
+    return Task.single("custom", load_split(source))
 
 
 def _split_name(name: str) -> str:

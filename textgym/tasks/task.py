@@ -27,6 +27,39 @@ class TextExample:
 
 
 @dataclass(frozen=True)
+class TaggedSentence:
+    """One sentence for sequence tagging: ``tokens`` and their IOB2 ``tags``.
+
+    Tags are ``"O"``, ``"B-X"`` or ``"I-X"``, and an ``I-X`` only continues a ``B-X`` or
+    ``I-X`` (loaders convert IOB1 and BIOES data before building one).
+    """
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def __post_init__(self):
+        # accept lists (JSON rows) but store tuples, so examples are hashable
+        object.__setattr__(self, "tokens", tuple(self.tokens))
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if not self.tokens or not all(isinstance(t, str) and t for t in self.tokens):
+            raise ValueError(f"tokens must be a non-empty list of non-empty str, got {self.tokens!r}")
+        if len(self.tags) != len(self.tokens):
+            raise ValueError(f"{len(self.tokens)} tokens but {len(self.tags)} tags: {self.tags!r}")
+        previous = "O"
+        for i, tag in enumerate(self.tags):
+            if not isinstance(tag, str) or not (tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)):
+                raise ValueError(f"tag {i} is {tag!r}; IOB2 tags are 'O', 'B-TYPE' or 'I-TYPE'")
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                raise ValueError(f"tag {i} is {tag!r} after {previous!r}: in IOB2 an I-X continues a B-X or I-X")
+            previous = tag
+
+    @property
+    def prompt(self) -> str:
+        """The plain sentence, what an episode starts from."""
+        return " ".join(self.tokens)
+
+
+@dataclass(frozen=True)
 class Task:
     """Examples in named splits.
 
@@ -35,7 +68,7 @@ class Task:
     """
 
     name: str
-    splits: Mapping[str, Sequence[TextExample]]
+    splits: Mapping[str, Sequence[TextExample | TaggedSentence]]
     default_reward: str | None = None
     description: str = field(default="", compare=False)
 
@@ -47,19 +80,19 @@ class Task:
                 raise ValueError(f"split {split!r} of task {self.name!r} has no examples")
 
     @classmethod
-    def single(cls, name: str, examples: Sequence[TextExample], **kwargs) -> Task:
+    def single(cls, name: str, examples: Sequence[TextExample | TaggedSentence], **kwargs) -> Task:
         """A task whose every split is the same pool of examples."""
         examples = list(examples)
         return cls(name, {split: examples for split in SPLITS}, **kwargs)
 
-    def split(self, name: str) -> Sequence[TextExample]:
+    def split(self, name: str) -> Sequence[TextExample | TaggedSentence]:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; valid splits: {list(SPLITS)}")
         if name not in self.splits:
             raise ValueError(f"task {self.name!r} has no {name!r} split; it has {list(self.splits)}")
         return self.splits[name]
 
-    def examples(self) -> Iterator[TextExample]:
+    def examples(self) -> Iterator[TextExample | TaggedSentence]:
         """Every example once, over all splits (a pool shared by several splits counts once)."""
         seen: set[int] = set()
         for examples in self.splits.values():

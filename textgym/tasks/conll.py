@@ -1,0 +1,177 @@
+"""Tagged sentences for NER: CoNLL column files, JSONL rows and Hugging Face datasets.
+
+Every loader returns :class:`TaggedSentence` examples with IOB2 tags. Other schemes are
+converted on reading (``scheme=``):
+
+- ``"iob1"``: ``B-X`` only separates two adjacent entities of one type; an ``I-X`` that
+  starts an entity becomes ``B-X``. Valid IOB2 is unchanged by this conversion.
+- ``"bioes"`` (also called IOBES): ``S-X`` becomes ``B-X`` and ``E-X`` becomes ``I-X``.
+- ``"iob2"``: kept as is; an ``I-X`` that continues nothing is an error.
+- ``"auto"`` (default): ``"bioes"`` if any tag starts with ``S-`` or ``E-``, else ``"iob1"``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from textgym.tasks.loaders import is_hf_dataset, read_jsonl
+from textgym.tasks.task import TaggedSentence
+
+SCHEMES = ("auto", "iob1", "iob2", "bioes")
+CONLL_SUFFIXES = (".conll", ".txt", ".tsv", ".bio", ".iob")
+_PREFIXES = {"iob1": "BI", "iob2": "BI", "bioes": "BIES"}
+
+
+class _TagError(ValueError):
+    """A bad tag at ``index``; the caller adds where it was read from."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
+def to_iob2(tags: Sequence[str], scheme: str = "auto") -> list[str]:
+    """``tags`` of one sentence converted from ``scheme`` (see the module doc) to IOB2."""
+    try:
+        return _to_iob2(tags, scheme)
+    except _TagError as err:
+        raise ValueError(f"tag {err.index}: {err}") from None
+
+
+def _to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}; valid: {list(SCHEMES)}")
+    if scheme == "auto":
+        scheme = "bioes" if any(tag[:2] in ("S-", "E-") for tag in tags) else "iob1"
+    converted: list[str] = []
+    previous_type = None  # the type of the entity the previous tag belongs to
+    for i, tag in enumerate(tags):
+        if tag == "O":
+            converted.append(tag)
+            previous_type = None
+            continue
+        prefix, _, kind = tag.partition("-")
+        if len(prefix) != 1 or not kind or prefix not in _PREFIXES[scheme]:
+            valid = ", ".join(f"{p}-TYPE" for p in _PREFIXES[scheme])
+            raise _TagError(i, f"{tag!r} is not a valid {scheme.upper()} tag (O, {valid})")
+        if prefix in "IE" and previous_type != kind:
+            if scheme == "iob2":
+                raise _TagError(i, f"{tag!r} continues no entity; use scheme='iob1' or 'auto' to convert it")
+            prefix = "B"  # IOB1 starts entities with I-; BIOES data with a stray I-/E- is repaired alike
+        converted.append(f"{'B' if prefix in 'BS' else 'I'}-{kind}")
+        previous_type = None if prefix in "ES" else kind
+    return converted
+
+
+def read_conll(
+    path: str | os.PathLike, token_column: int = 0, tag_column: int = -1, scheme: str = "auto"
+) -> list[TaggedSentence]:
+    """Sentences of a CoNLL column file: one token per line, columns separated by tabs (or
+    by spaces when a line has no tab), blank lines between sentences. ``-DOCSTART-`` lines
+    are skipped. Malformed lines raise ``ValueError`` naming the file and line."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}; valid: {list(SCHEMES)}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file not found: {path}")
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    linenos: list[int] = []
+
+    def flush() -> None:
+        if tokens:
+            try:
+                sentences.append(TaggedSentence(tuple(tokens), tuple(_to_iob2(tags, scheme))))
+            except _TagError as err:
+                raise ValueError(f"{path}:{linenos[err.index]}: {err}") from None
+            tokens.clear()
+            tags.clear()
+            linenos.clear()
+
+    with path.open(encoding="utf-8") as lines:
+        for lineno, line in enumerate(lines, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():  # WNUT-17 separates some sentences with a lone tab
+                flush()
+                continue
+            columns = line.split("\t") if "\t" in line else line.split()
+            if len(columns) < 2:
+                raise ValueError(f"{path}:{lineno}: expected a token and a tag, got {line!r}")
+            try:
+                token, tag = columns[token_column].strip(), columns[tag_column].strip()
+            except IndexError:
+                raise ValueError(
+                    f"{path}:{lineno}: {len(columns)} column(s) {columns!r}; token_column={token_column} "
+                    f"and tag_column={tag_column} need more"
+                ) from None
+            if not token or not tag:
+                raise ValueError(f"{path}:{lineno}: expected a token and a tag, got {line!r}")
+            if token == "-DOCSTART-":
+                continue
+            tokens.append(token)
+            tags.append(tag)
+            linenos.append(lineno)
+    flush()
+    if not sentences:
+        raise ValueError(f"{path}: no sentences in file")
+    return sentences
+
+
+def sentence_from_row(
+    row: Any, where: str, label_names: Sequence[str] | None = None, scheme: str = "auto"
+) -> TaggedSentence:
+    """One sentence from ``{"tokens": [...], "tags": [str, ...]}`` or ``{"tokens": [...],
+    "ner_tags": [int, ...]}`` (ids into ``label_names``), or a ``TaggedSentence``."""
+    if isinstance(row, TaggedSentence):
+        return row
+    if not isinstance(row, Mapping):
+        raise ValueError(f"{where}: expected an object with 'tokens' and 'tags', got {type(row).__name__}")
+    if "tokens" not in row or not ({"tags", "ner_tags"} & row.keys()):
+        raise ValueError(f"{where}: expected fields 'tokens' and 'tags' (or 'ner_tags'), found {sorted(row)}")
+    tags = row["tags"] if "tags" in row else row["ner_tags"]
+    if not isinstance(tags, (list, tuple)):
+        raise ValueError(f"{where}: tags must be a list, got {type(tags).__name__}")
+    if any(not isinstance(tag, str) for tag in tags):
+        if label_names is None:
+            raise ValueError(f"{where}: integer tags need label names (task_kwargs={{'label_names': [...]}})")
+        try:
+            tags = [label_names[tag] for tag in tags]
+        except (IndexError, TypeError):
+            raise ValueError(f"{where}: tags {tags!r} are not all ids into {len(label_names)} label names") from None
+    try:
+        return TaggedSentence(tuple(row["tokens"]), tuple(_to_iob2(tags, scheme)))
+    except _TagError as err:
+        raise ValueError(f"{where}: tag {err.index}: {err}") from None
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def load_tagged(
+    source: Any,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+    label_names: Sequence[str] | None = None,
+) -> list[TaggedSentence]:
+    """One split of tagged sentences from a CoNLL or JSONL path, a list of rows, or a HF
+    ``Dataset`` (label names come from its ``ner_tags`` ClassLabel feature if not given)."""
+    if isinstance(source, (str, os.PathLike)):
+        suffix = Path(source).suffix
+        if suffix in CONLL_SUFFIXES:
+            return read_conll(source, token_column, tag_column, scheme)
+        if suffix == ".jsonl":
+            return read_jsonl(source, lambda row, where: sentence_from_row(row, where, label_names, scheme))
+        raise ValueError(f"unsupported NER file {str(source)!r}: use a .jsonl file or a CoNLL file {CONLL_SUFFIXES}")
+    if is_hf_dataset(source) and label_names is None:
+        feature = getattr(source, "features", {}).get("ner_tags")
+        label_names = getattr(getattr(feature, "feature", None), "names", None)
+    if is_hf_dataset(source) or isinstance(source, (list, tuple)):
+        sentences = [sentence_from_row(row, f"row {i}", label_names, scheme) for i, row in enumerate(source)]
+        if not sentences:
+            raise ValueError("the task has no sentences")
+        return sentences
+    raise TypeError(f"cannot read tagged sentences from {type(source).__name__}")
