@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from textgym.tasks import BUILTIN_TASKS, Task, TextExample, load_task
+from textgym.tasks import BUILTIN_TASKS, TaggedSentence, Task, TextExample, load_task
+from textgym.tasks.generators import TAGGED_TASKS
 
 
 def write_jsonl(path, rows):
@@ -12,10 +13,11 @@ def write_jsonl(path, rows):
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_TASKS))
 def test_builtin_tasks_are_deterministic_and_split(name):
-    task = load_task(name)
-    assert task == load_task(name)
+    example_type = TaggedSentence if name in TAGGED_TASKS else TextExample
+    task = load_task(name, example_type=example_type)
+    assert task == load_task(name, example_type=example_type)
     assert set(task.splits) == {"train", "validation", "test"}
-    assert task != load_task(name, {"seed": 1})
+    assert task != load_task(name, {"seed": 1}, example_type=example_type)
 
 
 @pytest.mark.parametrize(
