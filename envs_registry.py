@@ -45,6 +45,21 @@ ENVS: dict[str, dict] = {
         "kwargs": {"task": "entities", "window": 1, "min_freq": 2},
         "description": "NERTag on the built-in entities task, a 3-word window for tabular agents",
     },
+    "TokenEdit-v0": {
+        "entry_point": "textgym.envs.token_edit:TokenEditEnv",
+        "kwargs": {"task": "compress"},
+        "description": "keep/delete/replace/insert token edits toward a target, scored by ROUGE",
+    },
+    "TokenEdit-Compress-v0": {
+        "entry_point": "textgym.envs.token_edit:TokenEditEnv",
+        "kwargs": {"task": "compress", "mode": "compress"},
+        "description": "TokenEdit keep/delete only on the built-in compress task (sentence compression)",
+    },
+    "TokenEdit-Fix-v0": {
+        "entry_point": "textgym.envs.token_edit:TokenEditEnv",
+        "kwargs": {"task": "fix", "reward_mode": "dense"},
+        "description": "TokenEdit on the built-in fix task (repair corrupted words), dense ROUGE-L",
+    },
 }
 
 _SPEC_FIELDS = ("entry_point", "kwargs", "max_episode_steps", "vector_entry_point")

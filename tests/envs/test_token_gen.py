@@ -101,7 +101,7 @@ def test_masked_tokens_can_still_be_written():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"task": "nope"}, "unknown task 'nope'; built-in tasks: \\['copy', 'keywords', 'reverse', 'sort'\\]"),
+        ({"task": "nope"}, "unknown task 'nope'; built-in tasks: \\[.*'copy', .*'sort'\\]"),
         ({"split": "dev"}, "unknown split 'dev'; valid splits"),
         ({"reward": "blue"}, "unknown reward metric 'blue'; valid metrics: \\['bleu'"),
         ({"reward_mode": "dence"}, "unknown reward_mode 'dence'; valid modes: \\['sparse', 'dense'\\]"),

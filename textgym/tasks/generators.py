@@ -22,6 +22,13 @@ OBJECTS = ("ball", "tree", "apple", "kite", "hat", "box", "car", "book", "stick"
 PLACES = (("park", "in the park"), ("river", "near the river"), ("garden", "in the garden"),
           ("beach", "on the beach"), ("street", "on the street"))
 DETERMINERS = ("the", "a")
+# removable pieces of the compress grammar, and the kinds of corruption of the fix task
+ADJECTIVES = ("big", "small", "old")
+ADVERBS = ("quickly", "slowly", "suddenly")
+FILLERS = ("actually", "well", "of course")
+CLAUSES = ("that was tired", "that we saw", "that looked happy")
+REMOVABLE = ("adjective", "adverb", "filler", "place", "clause")
+CORRUPTIONS = ("swap", "duplicate", "wrong", "drop")
 
 
 def _symbols(n: int) -> list[str]:
@@ -77,6 +84,18 @@ def sort(length: int = 3, n_symbols: int = 5, n_train: int = 1000, n_validation:
     return _sequence_task("sort", sorted, length, n_symbols, n_train, n_validation, n_test, seed)
 
 
+def _check_word_counts(n_subjects: int, n_verbs: int, n_objects: int) -> None:
+    for name, value, limit in (("n_subjects", n_subjects, SUBJECTS), ("n_verbs", n_verbs, VERBS),
+                               ("n_objects", n_objects, OBJECTS)):
+        if not isinstance(value, int) or not 1 <= value <= len(limit):
+            raise ValueError(f"{name} must be an int between 1 and {len(limit)}, got {value!r}")
+
+
+def _check_in_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int between {low} and {high}, got {value!r}")
+
+
 def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: int = 0,
              held_out: float = 0.2, seed: int = 0) -> Task:
     """Keywords (CommonGen-like): write a sentence that uses the given concept words.
@@ -88,10 +107,7 @@ def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: 
     train, validation and test (``held_out`` of them each for validation and test), so
     held-out splits test generalisation to new combinations.
     """
-    for name, value, limit in (("n_subjects", n_subjects, SUBJECTS), ("n_verbs", n_verbs, VERBS),
-                               ("n_objects", n_objects, OBJECTS)):
-        if not isinstance(value, int) or not 1 <= value <= len(limit):
-            raise ValueError(f"{name} must be an int between 1 and {len(limit)}, got {value!r}")
+    _check_word_counts(n_subjects, n_verbs, n_objects)
     if not isinstance(places, int) or not 0 <= places <= len(PLACES):
         raise ValueError(f"places must be an int between 0 and {len(PLACES)}, got {places!r}")
     if not 0 <= held_out < 0.5:
@@ -200,6 +216,113 @@ def entities(n_train: int = 1000, n_validation: int = 200, n_test: int = 200, se
             sentences.append(TaggedSentence(tuple(tokens), tuple(tags)))
         splits[split] = sentences
     return Task("entities", splits, description="tag PER/ORG/LOC/MISC names in template sentences")
+def _split_examples(
+    make: Callable[[np.random.Generator], TextExample], n_train: int, n_validation: int, n_test: int, seed: int
+) -> dict[str, list[TextExample]]:
+    """Draw each split's examples from its own stream of the seed, so sizes do not interact."""
+    _check_positive(n_train=n_train, n_validation=n_validation, n_test=n_test)
+    splits = {}
+    for index, (split, size) in enumerate((("train", n_train), ("validation", n_validation), ("test", n_test))):
+        rng = np.random.default_rng([seed, index])
+        splits[split] = [make(rng) for _ in range(size)]
+    return splits
+
+
+def _pick(rng: np.random.Generator, options: tuple | list):
+    return options[int(rng.integers(len(options)))]
+
+
+def compress(n_subjects: int = 2, n_verbs: int = 2, n_objects: int = 2, n_removable: int = 1,
+             n_train: int = 200, n_validation: int = 50, n_test: int = 50, seed: int = 0) -> Task:
+    """Compress: delete the removable modifiers, clauses and filler of a sentence.
+
+    The reference is the core ``the SUBJECT VERB-s the OBJECT``. The source adds
+    ``n_removable`` pieces of different kinds: an adjective before a noun, an adverb before
+    the verb, a filler at the start ("actually", "of course"), a place at the end ("in the
+    park") or a clause after the subject ("that was tired"). Deletions alone reach the
+    reference: "of course the dog chases the big ball" -> "the dog chases the ball".
+    """
+    _check_word_counts(n_subjects, n_verbs, n_objects)
+    _check_in_range("n_removable", n_removable, 1, len(REMOVABLE))
+
+    def make(rng: np.random.Generator) -> TextExample:
+        subject, (_, verb), obj = (_pick(rng, SUBJECTS[:n_subjects]), _pick(rng, VERBS[:n_verbs]),
+                                   _pick(rng, OBJECTS[:n_objects]))
+        kinds = set(rng.choice(REMOVABLE, size=n_removable, replace=False).tolist())
+        adjective_on_subject = bool(rng.integers(2))
+
+        def piece(kind: str, where: bool = True) -> list[str]:
+            if kind not in kinds or not where:
+                return []
+            options = {"adjective": ADJECTIVES, "adverb": ADVERBS, "filler": FILLERS,
+                       "place": [phrase for _, phrase in PLACES[:3]], "clause": CLAUSES}[kind]
+            return _pick(rng, options).split()
+
+        source = (piece("filler") + ["the"] + piece("adjective", adjective_on_subject) + [subject]
+                  + piece("clause") + piece("adverb") + [verb, "the"]
+                  + piece("adjective", not adjective_on_subject) + [obj] + piece("place"))
+        return TextExample(" ".join(source), (f"the {subject} {verb} the {obj}",))
+
+    return Task("compress", _split_examples(make, n_train, n_validation, n_test, seed), default_reward="rougeL",
+                description="delete the removable words of a sentence (deletion-based compression)")
+
+
+def fix(n_subjects: int = 2, n_verbs: int = 2, n_objects: int = 2, n_adjectives: int = 0, n_corruptions: int = 1,
+        corruptions: tuple[str, ...] | list[str] = CORRUPTIONS, n_train: int = 200, n_validation: int = 50,
+        n_test: int = 50, seed: int = 0) -> Task:
+    """Fix: repair a sentence whose words were swapped, duplicated, replaced or dropped.
+
+    The reference is a clean sentence ``the [ADJECTIVE] SUBJECT VERB-s the OBJECT`` (an
+    adjective when ``n_adjectives > 0``). The source applies ``n_corruptions`` corruptions
+    drawn from ``corruptions``: "swap" two neighbouring words, "duplicate" a word, put a
+    "wrong" word of the same kind in its place, or "drop" a word. Fixing needs replace and
+    insert as well as delete: "the dog chases ball" -> "the dog chases the ball".
+    """
+    _check_word_counts(n_subjects, n_verbs, n_objects)
+    _check_in_range("n_adjectives", n_adjectives, 0, len(ADJECTIVES))
+    _check_in_range("n_corruptions", n_corruptions, 1, 3)
+    if isinstance(corruptions, str) or not corruptions or not set(corruptions) <= set(CORRUPTIONS):
+        raise ValueError(f"corruptions must be a non-empty list of {list(CORRUPTIONS)}, got {corruptions!r}")
+    corruptions = tuple(corruptions)
+    nouns = SUBJECTS[:n_subjects] + OBJECTS[:n_objects]
+    # the words a "wrong" corruption may put in place of a word of each kind
+    same_kind = {"det": DETERMINERS, "noun": nouns, "verb": tuple(v for _, v in VERBS[:n_verbs]),
+                 "adjective": ADJECTIVES[:n_adjectives]}
+
+    def corrupt(rng: np.random.Generator, words: list[str], kinds: list[str]) -> None:
+        kind = _pick(rng, corruptions)
+        if kind == "swap":
+            sites = [i for i in range(len(words) - 1) if words[i] != words[i + 1]]
+        elif kind == "wrong":
+            sites = [i for i in range(len(words)) if len(set(same_kind[kinds[i]]) - {words[i]}) > 0]
+        else:
+            sites = list(range(len(words)))
+        i = _pick(rng, sites)
+        if kind == "swap":
+            words[i], words[i + 1] = words[i + 1], words[i]
+            kinds[i], kinds[i + 1] = kinds[i + 1], kinds[i]
+        elif kind == "duplicate":
+            words.insert(i, words[i])
+            kinds.insert(i, kinds[i])
+        elif kind == "wrong":
+            words[i] = _pick(rng, sorted(set(same_kind[kinds[i]]) - {words[i]}))
+        else:
+            del words[i], kinds[i]
+
+    def make(rng: np.random.Generator) -> TextExample:
+        adjective = [_pick(rng, ADJECTIVES[:n_adjectives])] if n_adjectives else []
+        clean = (["the"] + adjective + [_pick(rng, SUBJECTS[:n_subjects]), _pick(rng, VERBS[:n_verbs])[1], "the",
+                                        _pick(rng, OBJECTS[:n_objects])])
+        clean_kinds = ["det"] + ["adjective"] * len(adjective) + ["noun", "verb", "det", "noun"]
+        words = clean
+        while words == clean:  # corruptions can cancel out, as a swap and its reverse
+            words, kinds = list(clean), list(clean_kinds)
+            for _ in range(n_corruptions):
+                corrupt(rng, words, kinds)
+        return TextExample(" ".join(words), (" ".join(clean),))
+
+    return Task("fix", _split_examples(make, n_train, n_validation, n_test, seed), default_reward="rougeL",
+                description="repair swapped, duplicated, wrong or dropped words")
 
 
 BUILTIN_TASKS: dict[str, Callable[..., Task]] = {
@@ -208,5 +331,7 @@ BUILTIN_TASKS: dict[str, Callable[..., Task]] = {
     "sort": sort,
     "keywords": keywords,
     "entities": entities,
+    "compress": compress,
+    "fix": fix,
 }
 TAGGED_TASKS = frozenset({"entities"})  # built-ins whose examples are TaggedSentences (NER)
