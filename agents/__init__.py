@@ -1,7 +1,8 @@
 """textgym agents: they drive any textgym env through the plain reset()/step() loop."""
 
 from agents.base import Agent, EpisodeLog, evaluate
+from agents.dqn import DQNAgent
 from agents.random_agent import RandomAgent
 from agents.tabular_q import TabularQAgent
 
-__all__ = ["Agent", "EpisodeLog", "RandomAgent", "TabularQAgent", "evaluate"]
+__all__ = ["Agent", "DQNAgent", "EpisodeLog", "RandomAgent", "TabularQAgent", "evaluate"]

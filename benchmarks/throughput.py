@@ -40,6 +40,11 @@ CASES: dict[str, Callable[[], gym.Env]] = {
     "TokenGen-v0 dense (keywords, bleu)": lambda: gym.make(
         "TokenGen-v0", task="keywords", reward="bleu", reward_mode="dense"
     ),
+    "TokenEdit-v0 sparse (compress, rougeL)": lambda: gym.make("TokenEdit-v0"),
+    "TokenEdit-v0 dense (compress, rougeL)": lambda: gym.make("TokenEdit-v0", reward_mode="dense"),
+    "NERTag-v0 f1 (sparse span F1)": lambda: gym.make("NERTag-v0", reward_mode="f1"),
+    "NERTag-v0 f1_delta (dense span F1)": lambda: gym.make("NERTag-v0"),
+    "NERTag-v0 token": lambda: gym.make("NERTag-v0", reward_mode="token"),
 }
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import textgym  # noqa: F401
-from agents import RandomAgent, TabularQAgent, evaluate
+from agents import DQNAgent, RandomAgent, TabularQAgent, evaluate
 from envs_registry import ENVS
 
-AGENTS = [RandomAgent, TabularQAgent]
+AGENTS = [RandomAgent, TabularQAgent, DQNAgent]
 
 
 def greedy_actions(agent, env, n_steps=30, seed=5):
