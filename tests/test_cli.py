@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def run(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "textgym", *args], capture_output=True, text=True, timeout=timeout)
@@ -13,8 +15,9 @@ def test_list_names_envs_tasks_and_rewards():
         assert name in result.stdout
 
 
-def test_demo_trains_and_reports_scores():
-    result = run("demo", "--steps", "256", "--eval-episodes", "5", "--no-progress")
+@pytest.mark.parametrize("env_id", ["TokenGen-Keywords-v0", "TokenEdit-Compress-v0", "NERTag-Entities-v0"])
+def test_demo_trains_and_reports_scores(env_id):
+    result = run("demo", "--env", env_id, "--steps", "256", "--eval-episodes", "5", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "random legal actions" in result.stdout and "after 256 steps" in result.stdout
 

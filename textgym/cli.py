@@ -17,8 +17,9 @@ def demo(args: argparse.Namespace) -> int:
     env = gym.make(args.env)
     agent = TabularQAgent(env, seed=args.seed, learning_rate=1.0)
     eval_env = gym.make(args.env, render_mode="ansi")
-    print(f"textgym demo: tabular Q-learning on {args.env} "
-          f"(task {env.unwrapped.task.name!r}, {env.unwrapped.reward_mode} reward {env.unwrapped.reward})")
+    reward = getattr(env.unwrapped, "reward", None)  # NERTag has span-F1 reward modes, not a Reward
+    print(f"textgym demo: tabular Q-learning on {args.env} (task {env.unwrapped.task.name!r}, "
+          f"reward_mode {env.unwrapped.reward_mode!r}{f', reward {reward}' if reward else ''})")
 
     def show(title: str) -> None:
         print(f"\n{title}")

@@ -1,0 +1,188 @@
+"""Learning benchmark: final metric of each agent on each built-in task, over seeds.
+
+    python benchmarks/learning.py                      # every case and agent, 5 seeds
+    python benchmarks/learning.py --quick              # 2 seeds, a fifth of the budgets
+    python benchmarks/learning.py --agents tabular-q dqn --cases copy entities --seeds 3
+
+For every (case, agent, seed) the agent trains for the case's step budget, then is
+evaluated greedily on ``EVAL_EPISODES`` episodes of the case's evaluation split (fixed
+seeds). The table gives mean ± 95% CI (Student t) of the case's metric over seeds; it is
+printed as Markdown and written with learning-curve PNGs to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import textgym  # noqa: F401
+from agents import DQNAgent, RandomAgent, TabularQAgent, evaluate
+
+EVAL_EPISODES = 200
+EVAL_SEED = 10_000
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+@dataclass(frozen=True)
+class Case:
+    env_id: str
+    metric: str  # the end metric the table reports
+    steps: int  # training budget
+    eval_split: str = "train"  # held-out splits only where the observation allows generalising
+    env_kwargs: dict = field(default_factory=dict)
+
+
+CASES = {
+    "copy": Case("TokenGen-Copy-v0", "token_accuracy", 60_000, env_kwargs={"reward_mode": "dense"}),
+    "reverse": Case("TokenGen-Reverse-v0", "token_accuracy", 60_000, env_kwargs={"reward_mode": "dense"}),
+    "keywords": Case("TokenGen-Keywords-v0", "bleu", 100_000),
+    "compress": Case("TokenEdit-Compress-v0", "rougeL", 50_000, env_kwargs={"reward_mode": "dense"}),
+    "fix": Case("TokenEdit-Fix-v0", "rougeL", 50_000),
+    "entities": Case("NERTag-Entities-v0", "f1", 50_000, eval_split="test"),
+}
+
+
+class SB3Policy:
+    """An SB3 model behind the textgym ``act(obs, info)`` interface, with its curve."""
+
+    def __init__(self, model: Any, monitor: Any, masked: bool):
+        self.model, self.monitor, self.masked = model, monitor, masked
+
+    def act(self, obs: Any, info: dict | None = None, deterministic: bool = True) -> int:
+        kwargs = {"action_masks": np.asarray(info["action_mask"], dtype=bool)} if self.masked else {}
+        action, _ = self.model.predict(obs, deterministic=deterministic, **kwargs)
+        return int(action)
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.cumsum(self.monitor.get_episode_lengths()), np.asarray(self.monitor.get_episode_rewards())
+
+
+def train_sb3(algo: str) -> Callable[[gym.Env, int, int], SB3Policy]:
+    def train(env: gym.Env, seed: int, steps: int) -> SB3Policy:
+        import sb3_contrib
+        import stable_baselines3
+        from stable_baselines3.common.monitor import Monitor
+
+        cls = getattr(stable_baselines3, algo, None) or getattr(sb3_contrib, algo)
+        monitor = Monitor(env)
+        model = cls("MultiInputPolicy", monitor, seed=seed, verbose=0)
+        model.learn(steps)
+        return SB3Policy(model, monitor, masked=algo == "MaskablePPO")
+
+    return train
+
+
+def train_textgym(agent_cls: type, **hyperparameters: Any) -> Callable[[gym.Env, int, int], Any]:
+    def train(env: gym.Env, seed: int, steps: int) -> Any:
+        return agent_cls(env, seed=seed, **hyperparameters).learn(steps)
+
+    return train
+
+
+AGENTS = {
+    "random": train_textgym(RandomAgent),
+    # textgym envs are deterministic given the observation, so a full-step update is safe
+    "tabular-q": train_textgym(TabularQAgent, learning_rate=1.0),
+    "dqn": train_textgym(DQNAgent),
+    "sb3-ppo": train_sb3("PPO"),
+    "sb3-dqn": train_sb3("DQN"),
+    "maskable-ppo": train_sb3("MaskablePPO"),
+}
+
+
+def learning_curve(policy: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(policy, SB3Policy):
+        return policy.curve()
+    records = policy.log.records
+    return np.array([r["step"] for r in records]), np.array([r["return"] for r in records])
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    if n < 2:
+        return float(values[0]), 0.0
+    t = T_95.get(n - 1, 1.96)
+    return float(np.mean(values)), t * float(np.std(values, ddof=1)) / math.sqrt(n)
+
+
+def smooth(x: np.ndarray, y: np.ndarray, points: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Mean return in ``points`` equal step bins, so seeds can be averaged on one grid."""
+    edges = np.linspace(0, x.max() if x.size else 1, points + 1)
+    bins = np.clip(np.digitize(x, edges) - 1, 0, points - 1)
+    means = np.array([y[bins == b].mean() if np.any(bins == b) else np.nan for b in range(points)])
+    return (edges[:-1] + edges[1:]) / 2, means
+
+
+def plot_curves(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for agent, runs in curves.items():
+        grid = [smooth(x, y) for x, y in runs if len(x)]
+        if grid:
+            ax.plot(grid[0][0], np.nanmean([g[1] for g in grid], axis=0), label=agent)
+    ax.set(title=title, xlabel="env steps", ylabel="episode return (training)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", nargs="+", choices=list(AGENTS), default=list(AGENTS))
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 5, or 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="2 seeds and a fifth of every budget")
+    parser.add_argument("--out", type=Path, default=Path("runs/learning"))
+    args = parser.parse_args()
+    n_seeds = args.seeds or (2 if args.quick else 5)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    for case_name in args.cases:
+        case = CASES[case_name]
+        steps = case.steps // 5 if args.quick else case.steps
+        cells, curves = {}, {}
+        for agent_name in args.agents:
+            scores, curves[agent_name] = [], []
+            start = time.perf_counter()
+            for seed in range(n_seeds):
+                policy = AGENTS[agent_name](gym.make(case.env_id, **case.env_kwargs), seed, steps)
+                eval_env = gym.make(case.env_id, split=case.eval_split, **case.env_kwargs)
+                scores.append(evaluate(policy, eval_env, EVAL_EPISODES, seed=EVAL_SEED)[case.metric])
+                curves[agent_name].append(learning_curve(policy))
+            mean, ci = mean_ci(scores)
+            cells[agent_name] = f"{mean:.3f} ± {ci:.3f}"
+            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+        rows.append((case_name, case, steps, cells))
+        try:
+            plot_curves(curves, f"{case_name}: {case.env_id}", args.out / f"curve_{case_name}.png")
+        except ImportError:
+            print("matplotlib is missing: no curves (pip install 'textgym[plots]')")
+
+    header = f"| task | env | metric (split) | steps | {' | '.join(args.agents)} |"
+    lines = [header, "|" + "---|" * (4 + len(args.agents))]
+    for case_name, case, steps, cells in rows:
+        kwargs = "".join(f", {k}={v}" for k, v in case.env_kwargs.items())
+        lines.append(f"| {case_name} | `{case.env_id}`{kwargs} | {case.metric} ({case.eval_split}) | {steps:,} | "
+                     + " | ".join(cells[a] for a in args.agents) + " |")
+    table = "\n".join(lines)
+    print(f"\nmean ± 95% CI over {n_seeds} seeds, {EVAL_EPISODES} greedy evaluation episodes each\n\n{table}")
+    (args.out / "results.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
