@@ -78,6 +78,7 @@ class TextEnv(gym.Env):
         self.report_action_mask = action_mask
         self._episode_over = True
         self._started = False
+        self._prompt_ids_cache: dict[int, list[int]] = {}
 
     def _checked_action(self, action: Any) -> int:
         if not self._started:
@@ -90,6 +91,17 @@ class TextEnv(gym.Env):
                 f"valid actions are integers 0..{self.action_space.n - 1}"
             )
         return int(action)
+
+    def _draw_example(self, options: dict | None) -> list[int]:
+        """Pick the episode's example from ``self.examples`` (at random, or
+        ``options["index"]``) into ``self.example``; returns its prompt's token ids, encoded
+        once per example with ``self.vocab``."""
+        index = example_index(options, len(self.examples), self.np_random)
+        self.example = self.examples[index]
+        ids = self._prompt_ids_cache.get(index)
+        if ids is None:
+            ids = self._prompt_ids_cache[index] = self.vocab.encode(self.example.prompt)
+        return ids
 
     def _begin_episode(self) -> None:
         self._started = True

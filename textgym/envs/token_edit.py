@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, example_index, id_box, mask_box, token_ids
+from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL
 from textgym.tasks import load_task
 from textgym.vocab import resolve_vocabulary
@@ -143,7 +143,6 @@ class TokenEditEnv(TextEnv):
         self._candidate_slot[self.candidates] = np.arange(len(self.candidates))
         n_candidates = len(self.candidates)
 
-        self._source_cache: dict[int, list[int]] = {}
         longest_source = longest_edit = 0
         for example in self.task.examples():
             n_source = len(self.vocab.encode(example.prompt))
@@ -262,17 +261,9 @@ class TokenEditEnv(TextEnv):
 
     # -- episode ---------------------------------------------------------------------------
 
-    def _source_ids_of(self, index: int) -> list[int]:
-        ids = self._source_cache.get(index)
-        if ids is None:
-            ids = self._source_cache[index] = self.vocab.encode(self.examples[index].prompt)
-        return ids
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        index = example_index(options, len(self.examples), self.np_random)
-        self.example = self.examples[index]
-        self.source_token_ids = self._source_ids_of(index)
+        self.source_token_ids = self._draw_example(options)
         self.tokens = list(self.source_token_ids)
         self.cursor = self.edits_used = self.steps = 0
         self.text = self.vocab.decode(self.tokens)

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, example_index, id_box, mask_box, token_ids
+from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import EpisodeReward, make_reward
 from textgym.tasks import load_task
 from textgym.vocab import resolve_vocabulary
@@ -100,7 +100,6 @@ class TokenGenEnv(TextEnv):
         self._episode_reward = EpisodeReward(self.reward, reward_mode)
         self.reward_mode = reward_mode
 
-        self._prompt_cache: dict[int, list[int]] = {}
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
         if max_new_tokens is None:
             max_new_tokens = max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
@@ -160,17 +159,9 @@ class TokenGenEnv(TextEnv):
             raise ValueError("mask_fn left no legal action; keep at least EOS legal")
         return mask
 
-    def _prompt_ids_of(self, index: int) -> list[int]:
-        ids = self._prompt_cache.get(index)
-        if ids is None:
-            ids = self._prompt_cache[index] = self.vocab.encode(self.examples[index].prompt)
-        return ids
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        index = example_index(options, len(self.examples), self.np_random)
-        self.example = self.examples[index]
-        self.prompt_token_ids = self._prompt_ids_of(index)
+        self.prompt_token_ids = self._draw_example(options)
         self.output_token_ids = []
         self.text = ""
 
