@@ -22,6 +22,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 import textgym  # noqa: F401
 from agents import DQNAgent, RandomAgent, TabularQAgent, evaluate
@@ -147,6 +148,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 seeds and a fifth of every budget")
     parser.add_argument("--out", type=Path, default=Path("runs/learning"))
     args = parser.parse_args()
+    # the networks are tiny: one thread is as fast, and runs in parallel don't oversubscribe
+    torch.set_num_threads(1)
     n_seeds = args.seeds or (2 if args.quick else 5)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -223,8 +223,8 @@ class TokenEditEnv(TextEnv):
             (token_id,) = token_ids(self.vocab, [token], "token")
             slot = int(self._candidate_slot[token_id])
             if slot < 0:
-                name = self.vocab.id_to_token(token_id)
-                raise ValueError(f"token {name!r} (id {token_id}) is not one of the {len(self.candidates)} candidate_tokens")
+                name, n = self.vocab.id_to_token(token_id), len(self.candidates)
+                raise ValueError(f"token {name!r} (id {token_id}) is not one of the {n} candidate_tokens")
             return (self._replace if op == "replace" else self._insert).start + slot
         if token is not None:
             raise ValueError(f"op {op!r} takes no token, got {token!r}")
@@ -331,15 +331,13 @@ class TokenEditEnv(TextEnv):
         self.text = self.vocab.decode(self.tokens)
 
     def _end_metrics(self) -> dict[str, float]:
-        text, references, source = self.text, self.example.references, self.example.prompt
-        return {
-            "rouge1": rouge1(text, references, source),
-            "rouge2": rouge2(text, references, source),
-            "rougeL": rougeL(text, references, source),
-            "compression_ratio": len(self.tokens) / max(1, len(self.source_token_ids)),
-            "edits_used": float(self.edits_used),
-            **self._episode_reward.metrics,
-        }
+        metrics = dict(self._episode_reward.metrics)
+        for name, metric in (("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL)):
+            if name not in metrics:  # the reward may have scored it already
+                metrics[name] = metric(self.text, self.example.references, self.example.prompt)
+        metrics["compression_ratio"] = len(self.tokens) / max(1, len(self.source_token_ids))
+        metrics["edits_used"] = float(self.edits_used)
+        return metrics
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
