@@ -42,8 +42,8 @@ ENVS: dict[str, dict] = {
     },
     "NERTag-Entities-v0": {
         "entry_point": "textgym.envs.ner_tag:NERTagEnv",
-        "kwargs": {"task": "entities", "window": 1, "min_freq": 2},
-        "description": "NERTag on the built-in entities task, a 3-word window for tabular agents",
+        "kwargs": {"task": "entities", "window": 1, "min_freq": 2, "reward_mode": "token"},
+        "description": "NERTag on the built-in entities task: a 3-word window and per-token reward, for tabular agents",
     },
     "TokenEdit-v0": {
         "entry_point": "textgym.envs.token_edit:TokenEditEnv",

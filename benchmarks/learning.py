@@ -16,7 +16,7 @@ import argparse
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class Case:
     steps: int  # training budget
     eval_split: str = "train"  # held-out splits only where the observation allows generalising
     env_kwargs: dict = field(default_factory=dict)
+    gamma: float = 0.99  # discount for every learning agent
 
 
 CASES = {
@@ -47,7 +48,8 @@ CASES = {
     "keywords": Case("TokenGen-Keywords-v0", "bleu", 100_000),
     "compress": Case("TokenEdit-Compress-v0", "rougeL", 50_000, env_kwargs={"reward_mode": "dense"}),
     "fix": Case("TokenEdit-Fix-v0", "rougeL", 50_000),
-    "entities": Case("NERTag-Entities-v0", "f1", 50_000, eval_split="test"),
+    # per-token reward: each tag is judged on its own, so tagging is a bandit at every step
+    "entities": Case("NERTag-Entities-v0", "f1", 50_000, eval_split="test", gamma=0.0),
 }
 
 
@@ -66,24 +68,28 @@ class SB3Policy:
         return np.cumsum(self.monitor.get_episode_lengths()), np.asarray(self.monitor.get_episode_rewards())
 
 
-def train_sb3(algo: str) -> Callable[[gym.Env, int, int], SB3Policy]:
-    def train(env: gym.Env, seed: int, steps: int) -> SB3Policy:
+Train = Callable[[gym.Env, int, int, float], Any]  # (env, seed, steps, gamma) -> policy
+
+
+def train_sb3(algo: str) -> Train:
+    def train(env: gym.Env, seed: int, steps: int, gamma: float) -> SB3Policy:
         import sb3_contrib
         import stable_baselines3
         from stable_baselines3.common.monitor import Monitor
 
         cls = getattr(stable_baselines3, algo, None) or getattr(sb3_contrib, algo)
         monitor = Monitor(env)
-        model = cls("MultiInputPolicy", monitor, seed=seed, verbose=0)
+        model = cls("MultiInputPolicy", monitor, gamma=gamma, seed=seed, verbose=0)
         model.learn(steps)
         return SB3Policy(model, monitor, masked=algo == "MaskablePPO")
 
     return train
 
 
-def train_textgym(agent_cls: type, **hyperparameters: Any) -> Callable[[gym.Env, int, int], Any]:
-    def train(env: gym.Env, seed: int, steps: int) -> Any:
-        return agent_cls(env, seed=seed, **hyperparameters).learn(steps)
+def train_textgym(agent_cls: type, **hyperparameters: Any) -> Train:
+    def train(env: gym.Env, seed: int, steps: int, gamma: float) -> Any:
+        discount = {"gamma": gamma} if any(f.name == "gamma" for f in fields(agent_cls.Config)) else {}
+        return agent_cls(env, seed=seed, **hyperparameters, **discount).learn(steps)
 
     return train
 
@@ -162,7 +168,7 @@ def main() -> None:
             scores, curves[agent_name] = [], []
             start = time.perf_counter()
             for seed in range(n_seeds):
-                policy = AGENTS[agent_name](gym.make(case.env_id, **case.env_kwargs), seed, steps)
+                policy = AGENTS[agent_name](gym.make(case.env_id, **case.env_kwargs), seed, steps, case.gamma)
                 eval_env = gym.make(case.env_id, split=case.eval_split, **case.env_kwargs)
                 scores.append(evaluate(policy, eval_env, EVAL_EPISODES, seed=EVAL_SEED)[case.metric])
                 curves[agent_name].append(learning_curve(policy))
@@ -180,6 +186,7 @@ def main() -> None:
     lines = [header, "|" + "---|" * (4 + len(args.agents))]
     for case_name, case, steps, cells in rows:
         kwargs = "".join(f", {k}={v}" for k, v in case.env_kwargs.items())
+        kwargs += f", gamma={case.gamma}" if case.gamma != 0.99 else ""
         lines.append(f"| {case_name} | `{case.env_id}`{kwargs} | {case.metric} ({case.eval_split}) | {steps:,} | "
                      + " | ".join(cells[a] for a in args.agents) + " |")
     table = "\n".join(lines)
