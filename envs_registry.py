@@ -43,11 +43,13 @@ ENVS: dict[str, dict] = {
     },
     "NERTag-v0": {
         "entry_point": "textgym.envs.ner_tag:NERTagEnv",
+        "vector_entry_point": "textgym.envs.ner_tag_vector:NERTagVectorEnv",
         "kwargs": {"task": "entities"},
         "description": "named-entity tagging, one IOB2 tag per token, rewarded by span F1",
     },
     "NERTag-Entities-v0": {
         "entry_point": "textgym.envs.ner_tag:NERTagEnv",
+        "vector_entry_point": "textgym.envs.ner_tag_vector:NERTagVectorEnv",
         "kwargs": {"task": "entities", "window": 1, "min_freq": 2},
         "description": "NERTag on the built-in entities task, a 3-word window for tabular agents",
     },
