@@ -60,7 +60,8 @@ class TextVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         """Reset every sub-env; ``seed`` is None, an int (sub-env i gets ``seed + i``) or a
-        list of per-env seeds, and ``options`` go to every sub-env."""
+        list of per-env seeds, and ``options`` go to every sub-env; ``options["reset_mask"]``
+        (bool, one per sub-env) resets only the marked ones."""
         super().reset(seed=seed if isinstance(seed, int) else None)
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
@@ -70,14 +71,25 @@ class TextVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
-        for i, env_seed in enumerate(seeds):
-            if env_seed is not None:
-                self._rngs[i] = seeding.np_random(env_seed)[0]
-        rows = np.arange(self.num_envs)
+        options = dict(options or {})
+        # as SyncVectorEnv: options["reset_mask"] resets only some sub-envs
+        reset_mask = options.pop("reset_mask", None)
+        if reset_mask is None:
+            rows = np.arange(self.num_envs)
+        elif not self._started:
+            raise gym.error.ResetNeeded("options['reset_mask'] needs a first reset() of every sub-env")
+        else:
+            reset_mask = np.asarray(reset_mask)
+            if reset_mask.shape != (self.num_envs,) or reset_mask.dtype != np.bool_ or not reset_mask.any():
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with a True")
+            rows = np.flatnonzero(reset_mask)
+        for i in rows:
+            if seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
         infos: dict[str, Any] = {}
-        self._reset_rows(rows, options, infos)
+        self._reset_rows(rows, options or None, infos)
         self._started = True
-        self._autoreset[:] = False
+        self._autoreset[rows] = False
         self._add_action_masks(infos)
         return self._observation(), infos
 
@@ -102,6 +114,12 @@ class TextVectorEnv(VectorEnv):
         self._autoreset = terminated | truncated
         self._add_action_masks(infos)
         return self._observation(), rewards, terminated, truncated, infos
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """The blueprint single env's attribute ``name`` once per sub-env (as
+        ``SyncVectorEnv.get_attr``): sub-envs share task, vocabulary, spaces and settings."""
+        value = getattr(self.env, name)
+        return (value,) * self.num_envs
 
     def action_masks(self) -> np.ndarray:
         """Legal actions of every sub-env, a ``(num_envs, n)`` bool array (MaskablePPO)."""
