@@ -36,7 +36,7 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._examples = [env.examples[0]] * num_envs
         self._outputs: list[list[int]] = [[] for _ in range(num_envs)]
         self._texts = np.full(num_envs, "", dtype=object)
-        self._rewards = [EpisodeReward(env.reward, env.reward_mode) for _ in range(num_envs)]
+        self._rewards = [EpisodeReward(env.reward, env.reward_mode, env.word_edits) for _ in range(num_envs)]
         self._static_masks = np.broadcast_to(env._static_mask, (num_envs, len(env._static_mask)))
 
     def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
@@ -69,10 +69,11 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._output_mask[writing, positions] = 1
         self._position[writing] = positions + 1
         truncated[writing] = positions + 1 >= self.max_new_tokens
-        decode, texts, outputs = self.vocab.decode, self._texts, self._outputs
+        decode, texts, outputs, report = self.vocab.decode, self._texts, self._outputs, self.env.report_appended
         for i, token in zip(writing.tolist(), tokens.tolist()):
             outputs[i].append(token)
             texts[i] = decode(outputs[i])
+            report(self._rewards[i], token)
         done = terminated | truncated
         dense = self.env.reward_mode == "dense"
         for i in rows.tolist() if dense else np.flatnonzero(done).tolist():
