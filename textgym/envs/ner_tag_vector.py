@@ -103,14 +103,15 @@ class NERTagVectorEnv(TextVectorEnv):
         examples, names = self.env.examples, self._tag_names[tags]
         for i, ex, pos, name in zip(rows.tolist(), e.tolist(), position.tolist(), names):
             self._pieces[i][pos] = f"{examples[ex].tokens[pos]}/{name}"
-        f1 = np.zeros(rows.size)
-        for j in np.flatnonzero(done).tolist():
+        f1, ended, metrics = np.zeros(rows.size), np.flatnonzero(done), []
+        for j in ended.tolist():
             i = rows[j]
             precision, recall, f1[j] = precision_recall_f1(
                 int(self._n_correct_spans[i]), int(self._n_gold[e[j]]), int(self._n_pred[i])
             )
             accuracy = int(self._n_correct_tags[i]) / int(n[j])
-            self._set_metrics(infos, i, {"precision": precision, "recall": recall, "f1": f1[j], "accuracy": accuracy})
+            metrics.append({"precision": precision, "recall": recall, "f1": float(f1[j]), "accuracy": accuracy})
+        self._set_metrics(infos, rows[ended], metrics)
 
         mode = self.env.reward_mode
         if mode == "token":

@@ -28,8 +28,14 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._setup(env, num_envs, max_episode_steps)
         self.vocab, self.max_new_tokens = env.vocab, env.max_new_tokens
         pad = self.vocab.pad_id
-        self._prompt_ids = np.full((num_envs, env.max_prompt_tokens), pad, dtype=np.int64)
-        self._prompt_mask = np.zeros((num_envs, env.max_prompt_tokens), dtype=np.int64)
+        # every prompt of the split, padded, so that resets are array gathers
+        self._split_prompt_ids = np.full((len(env.examples), env.max_prompt_tokens), pad, dtype=np.int64)
+        self._split_prompt_mask = np.zeros(self._split_prompt_ids.shape, dtype=np.int64)
+        for index in range(len(env.examples)):
+            ids = env.encoded_prompt(index)
+            self._split_prompt_ids[index, : len(ids)] = ids
+            self._split_prompt_mask[index, : len(ids)] = 1
+        self._example_index = np.zeros(num_envs, dtype=np.int64)
         self._output_ids = np.full((num_envs, self.max_new_tokens), pad, dtype=np.int64)
         self._output_mask = np.zeros((num_envs, self.max_new_tokens), dtype=np.int64)
         self._position = np.zeros(num_envs, dtype=np.int64)
@@ -40,19 +46,15 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._static_masks = np.broadcast_to(env._static_mask, (num_envs, len(env._static_mask)))
 
     def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
-        env, n_examples = self.env, len(self.env.examples)
+        examples, rngs = self.env.examples, self._rngs
+        indices = [example_index(options, len(examples), rngs[i]) for i in rows.tolist()]
         prompts = []
-        for i in rows:
-            index = example_index(options, n_examples, self._rngs[i])
-            example = self._examples[i] = env.examples[index]
-            ids = env.encoded_prompt(index)
-            self._prompt_ids[i].fill(self.vocab.pad_id)
-            self._prompt_ids[i, : len(ids)] = ids
-            self._prompt_mask[i].fill(0)
-            self._prompt_mask[i, : len(ids)] = 1
+        for i, index in zip(rows.tolist(), indices):
+            example = self._examples[i] = examples[index]
             self._outputs[i] = []
             self._rewards[i].reset(example.references, example.prompt)
             prompts.append(example.prompt)
+        self._example_index[rows] = indices
         self._output_ids[rows] = self.vocab.pad_id
         self._output_mask[rows] = 0
         self._position[rows] = 0
@@ -77,16 +79,15 @@ class TokenGenVectorEnv(TextVectorEnv):
         done = terminated | truncated
         dense = self.env.reward_mode == "dense"
         for i in rows.tolist() if dense else np.flatnonzero(done).tolist():
-            episode_reward = self._rewards[i]
-            rewards[i] = episode_reward.step(texts[i], bool(done[i]))
-            if done[i]:
-                self._set_metrics(infos, i, episode_reward.metrics)
+            rewards[i] = self._rewards[i].step(texts[i], bool(done[i]))
+        ended = np.flatnonzero(done)
+        self._set_metrics(infos, ended, [self._rewards[i].metrics for i in ended.tolist()])
         self._set_info(infos, "text", rows, texts[rows])
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
-            "prompt_ids": self._prompt_ids.copy(),
-            "prompt_mask": self._prompt_mask.copy(),
+            "prompt_ids": self._split_prompt_ids[self._example_index],
+            "prompt_mask": self._split_prompt_mask[self._example_index],
             "output_ids": self._output_ids.copy(),
             "output_mask": self._output_mask.copy(),
             "position": self._position[:, None].copy(),
@@ -104,4 +105,4 @@ class TokenGenVectorEnv(TextVectorEnv):
         return masks
 
     def _prompt_token_ids(self, i: int) -> list[int]:
-        return self._prompt_ids[i, : int(self._prompt_mask[i].sum())].tolist()
+        return self.env.encoded_prompt(int(self._example_index[i]))

@@ -159,12 +159,14 @@ class TextVectorEnv(VectorEnv):
         infos[key][rows] = values
         infos[f"_{key}"][rows] = True
 
-    def _set_metrics(self, infos: dict[str, Any], row: int, metrics: dict[str, float]) -> None:
-        """``info["metrics"]`` of an ended sub-env: one float array and mask per metric."""
+    def _set_metrics(self, infos: dict[str, Any], rows: np.ndarray, metrics: list[dict[str, float]]) -> None:
+        """``info["metrics"]`` of ended sub-envs ``rows``: one float array and mask per metric."""
+        if not len(metrics):
+            return
         batch = infos.setdefault("metrics", {})
-        for name, value in metrics.items():
-            self._set_info(batch, name, row, value, np.float64)
-        infos.setdefault("_metrics", np.zeros(self.num_envs, dtype=bool))[row] = True
+        for name in metrics[0]:
+            self._set_info(batch, name, rows, [m[name] for m in metrics], np.float64)
+        infos.setdefault("_metrics", np.zeros(self.num_envs, dtype=bool))[rows] = True
 
     def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -107,8 +107,10 @@ class _NgramCounts(IncrementalScore):
 
     def _splice(self, start: int, stop: int, new: Sequence[str]) -> None:
         tokens = self.tokens
-        # n-grams that overlap [start, stop) go, the ones overlapping the new words come
-        self._update(start, stop, -1)
+        # n-grams that overlap [start, stop) go (none on an append), the ones overlapping
+        # the new words come
+        if start < len(tokens):
+            self._update(start, stop, -1)
         tokens[start:stop] = new
         self._update(start, start + len(new), +1)
 
