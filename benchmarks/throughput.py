@@ -7,7 +7,9 @@ resetting when an episode ends. Vector envs come from ``gym.make_vec`` (``"sync"
 ``SyncVectorEnv`` over the single env; ``"native"``: the env's batched
 ``vector_entry_point``), stepped with ``action_space.sample()`` under next-step
 autoreset; their steps/s count sub-env steps. Every figure is the best of ``--repeats``
-runs of ``--steps`` env steps, all measured in this run, so ratios compare like with like.
+runs of ``--steps`` env steps, all measured in this run. Each row's "x CartPole" divides by
+the best of CartPole runs interleaved with that row's runs, so that both saw the same load
+on a shared machine; "native / sync" compares the two vector rows of one env.
 """
 
 from __future__ import annotations
@@ -39,33 +41,47 @@ VECTOR_CASES = [
 ]
 
 
-def single_steps_per_second(make_env: Callable[[], gym.Env], n_steps: int, repeats: int) -> float:
+def single_steps_per_second(make_env: Callable[[], gym.Env], n_steps: int) -> Callable[[], float]:
+    """A timer: each call steps the env ``n_steps`` times and returns steps/s."""
     env = make_env()
     env.reset(seed=0)
     env.action_space.seed(0)
-    best = 0.0
-    for _ in range(repeats):
+
+    def run() -> float:
         start = time.perf_counter()
         for _ in range(n_steps):
             _, _, terminated, truncated, _ = env.step(env.action_space.sample())
             if terminated or truncated:
                 env.reset()
-        best = max(best, n_steps / (time.perf_counter() - start))
-    return best
+        return n_steps / (time.perf_counter() - start)
+
+    return run
 
 
-def vector_steps_per_second(make_envs: Callable[[], gym.vector.VectorEnv], n_steps: int, repeats: int) -> float:
+def vector_steps_per_second(make_envs: Callable[[], gym.vector.VectorEnv], n_steps: int) -> Callable[[], float]:
+    """A timer: each call steps the vector env for ``n_steps`` sub-env steps, returns steps/s."""
     envs = make_envs()
     envs.reset(seed=0)
     envs.action_space.seed(0)
     n_batches = max(1, n_steps // envs.num_envs)
-    best = 0.0
-    for _ in range(repeats):
+
+    def run() -> float:
         start = time.perf_counter()
         for _ in range(n_batches):
             envs.step(envs.action_space.sample())
-        best = max(best, n_batches * envs.num_envs / (time.perf_counter() - start))
-    return best
+        return n_batches * envs.num_envs / (time.perf_counter() - start)
+
+    return run
+
+
+def best_against_cartpole(timer: Callable[[], float], cartpole: Callable[[], float], repeats: int) -> tuple[float, float]:
+    """Best steps/s of ``timer`` and of CartPole, their runs interleaved so that both see
+    the same load on a shared machine."""
+    rate, baseline = 0.0, 0.0
+    for _ in range(repeats):
+        baseline = max(baseline, cartpole())
+        rate = max(rate, timer())
+    return rate, baseline
 
 
 def main() -> None:
@@ -76,26 +92,32 @@ def main() -> None:
     args = parser.parse_args()
     steps, repeats, n = args.steps, args.repeats, args.num_envs
 
-    # rows: (env, how it runs, steps/s, native/sync)
-    baseline = single_steps_per_second(lambda: gym.make("CartPole-v1"), steps, repeats)
-    rows = [("CartPole-v1", "single", baseline, None)]
+    cartpole = single_steps_per_second(lambda: gym.make("CartPole-v1"), steps)
+    # rows: (env, how it runs, steps/s, x CartPole, native/sync)
+    rows = []
     for label, (env_id, kwargs) in CASES.items():
-        rate = single_steps_per_second(lambda: gym.make(env_id, **kwargs), steps, repeats)
-        rows.append((label, "single", rate, None))
+        rate, baseline = best_against_cartpole(single_steps_per_second(lambda: gym.make(env_id, **kwargs), steps),
+                                               cartpole, repeats)
+        rows.append((label, "single", rate, rate / baseline, None))
     for label in VECTOR_CASES:
         env_id, kwargs = CASES[label]
-        sync = vector_steps_per_second(
-            lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs), steps, repeats
+        sync_timer = vector_steps_per_second(
+            lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs), steps
         )
-        native = vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, **kwargs), steps, repeats)
-        rows += [(label, f"SyncVectorEnv x {n}", sync, None), (label, f"native vector x {n}", native, native / sync)]
+        native_timer = vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, **kwargs), steps)
+        sync, baseline = best_against_cartpole(sync_timer, cartpole, repeats)
+        rows.append((label, f"SyncVectorEnv x {n}", sync, sync / baseline, None))
+        native, baseline = best_against_cartpole(native_timer, cartpole, repeats)
+        rows.append((label, f"native vector x {n}", native, native / baseline, native / sync))
+    best_cartpole = max(cartpole() for _ in range(repeats))
+    rows.insert(0, ("CartPole-v1", "single", best_cartpole, 1.0, None))
 
     width, how = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     print(f"| {'env':<{width}} | {'run as':<{how}} | {'steps/s':>10} | {'x CartPole':>10} | {'native / sync':>13} |")
     print(f"|{'-' * (width + 2)}|{'-' * (how + 2)}|{'-' * 12}|{'-' * 12}|{'-' * 15}|")
-    for label, run_as, rate, speedup in rows:
+    for label, run_as, rate, x_cartpole, speedup in rows:
         ratio = f"{speedup:.1f}" if speedup is not None else ""
-        print(f"| {label:<{width}} | {run_as:<{how}} | {rate:>10,.0f} | {rate / baseline:>10.2f} | {ratio:>13} |")
+        print(f"| {label:<{width}} | {run_as:<{how}} | {rate:>10,.0f} | {x_cartpole:>10.2f} | {ratio:>13} |")
 
 
 if __name__ == "__main__":
