@@ -13,11 +13,20 @@ from envs_registry import ENVS
 from textgym.envs.ner_tag_vector import NERTagVectorEnv
 from textgym.envs.token_gen_vector import TokenGenVectorEnv
 
+def no_repeat(prompt_ids, output_ids):
+    """A mask_fn: never write the previous token twice in a row."""
+    mask = np.ones(16, dtype=bool)
+    if output_ids:
+        mask[output_ids[-1]] = False
+    return mask
+
+
 VECTOR_IDS = sorted(env_id for env_id, row in ENVS.items() if "vector_entry_point" in row)
 CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
     ("TokenGen-v0", {"task": "keywords", "reward": "bleu", "reward_mode": "dense"}),
     ("TokenGen-v0", {"task": "keywords", "reward": [("rouge1", 0.5), ("token_f1", 0.5)], "reward_mode": "dense"}),
     ("TokenGen-v0", {"max_episode_steps": 2}),
+    ("TokenGen-v0", {"mask_fn": no_repeat, "task_kwargs": {"n_symbols": 12}}),
     ("NERTag-v0", {"reward_mode": "f1"}),
     ("NERTag-v0", {"reward_mode": "token", "bio_mask": False, "word_shape": False}),
     ("NERTag-v0", {"window": 2}),
