@@ -96,3 +96,27 @@ def test_dense_token_gen_rewards_equal_rescoring_the_text():
             value = env.unwrapped.reward(info["text"], refs)[0]
             assert abs(reward - (value - potential)) <= 1e-9
             potential = value
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"task": "compress", "reward_mode": "dense"},
+    {"task": "fix", "reward": [("rougeL", 0.5), ("rouge1", 0.3), ("bleu", 0.2)], "reward_mode": "dense"},
+])
+def test_dense_token_edit_rewards_equal_rescoring_the_text(kwargs):
+    import gymnasium as gym
+    import numpy as np
+
+    import textgym  # noqa: F401
+
+    env = gym.make("TokenEdit-v0", **kwargs)
+    assert env.unwrapped._episode_reward.tracks_words
+    rng = np.random.default_rng(0)
+    for episode in range(20):
+        obs, info = env.reset(seed=episode)
+        refs, potential, done = env.unwrapped.example.references, 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+            done = terminated or truncated
+            value = env.unwrapped.reward(info["text"], refs)[0]
+            assert abs(reward - (value - potential)) <= 1e-9
+            potential = value

@@ -107,6 +107,12 @@ class TextEnv(gym.Env):
             ids = self._prompt_ids_cache[index] = self.vocab.encode(self.examples[index].prompt)
         return ids
 
+    def decoded_word(self, token: int) -> str:
+        """What a word vocabulary decodes ``token`` to on its own: "" for pad, bos and eos,
+        which decoding drops. Dense rewards feed these words to incremental scorers."""
+        vocab = self.vocab
+        return "" if token in (vocab.pad_id, vocab.bos_id, vocab.eos_id) else vocab.id_to_token(token)
+
     def _begin_episode(self) -> None:
         self._started = True
         self._episode_over = False

@@ -101,7 +101,6 @@ class TokenGenEnv(TextEnv):
         # follow appended words incrementally instead of rescoring the text
         self.word_edits = isinstance(self.vocab, WordVocabulary)
         self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=self.word_edits)
-        self._silent_ids = {self.vocab.pad_id, self.vocab.bos_id, self.vocab.eos_id}  # decode drops them
         self.reward_mode = reward_mode
 
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
@@ -199,8 +198,8 @@ class TokenGenEnv(TextEnv):
 
     def report_appended(self, episode_reward: EpisodeReward, token: int) -> None:
         """Tell ``episode_reward``'s incremental scorer (if any) that ``token`` was written."""
-        if episode_reward.words is not None and token not in self._silent_ids:
-            episode_reward.words.append(self.vocab.id_to_token(token))
+        if episode_reward.words is not None:
+            episode_reward.words.append(self.decoded_word(token))
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
