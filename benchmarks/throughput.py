@@ -9,7 +9,7 @@ resetting when an episode ends. Vector envs come from ``gym.make_vec`` (``"sync"
 autoreset; their steps/s count sub-env steps. Every figure is the best of ``--repeats``
 runs of ``--steps`` env steps, all measured in this run. Each row's "x CartPole" divides by
 the best of CartPole runs interleaved with that row's runs, so that both saw the same load
-on a shared machine; "native / sync" compares the two vector rows of one env.
+on a shared machine; "native / sync" compares two vector rows whose runs were interleaved too.
 """
 
 from __future__ import annotations
@@ -74,14 +74,14 @@ def vector_steps_per_second(make_envs: Callable[[], gym.vector.VectorEnv], n_ste
     return run
 
 
-def best_against_cartpole(timer: Callable[[], float], cartpole: Callable[[], float], repeats: int) -> tuple[float, float]:
-    """Best steps/s of ``timer`` and of CartPole, their runs interleaved so that both see
-    the same load on a shared machine."""
-    rate, baseline = 0.0, 0.0
+def interleaved_best(timers: list[Callable[[], float]], repeats: int) -> list[float]:
+    """Best steps/s of each timer, their runs interleaved so that all see the same load on
+    a shared machine."""
+    best = [0.0] * len(timers)
     for _ in range(repeats):
-        baseline = max(baseline, cartpole())
-        rate = max(rate, timer())
-    return rate, baseline
+        for k, timer in enumerate(timers):
+            best[k] = max(best[k], timer())
+    return best
 
 
 def main() -> None:
@@ -96,18 +96,17 @@ def main() -> None:
     # rows: (env, how it runs, steps/s, x CartPole, native/sync)
     rows = []
     for label, (env_id, kwargs) in CASES.items():
-        rate, baseline = best_against_cartpole(single_steps_per_second(lambda: gym.make(env_id, **kwargs), steps),
-                                               cartpole, repeats)
+        rate, baseline = interleaved_best([single_steps_per_second(lambda: gym.make(env_id, **kwargs), steps),
+                                           cartpole], repeats)
         rows.append((label, "single", rate, rate / baseline, None))
     for label in VECTOR_CASES:
         env_id, kwargs = CASES[label]
-        sync_timer = vector_steps_per_second(
-            lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs), steps
-        )
-        native_timer = vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, **kwargs), steps)
-        sync, baseline = best_against_cartpole(sync_timer, cartpole, repeats)
+        sync, native, baseline = interleaved_best([
+            vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs), steps),
+            vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, **kwargs), steps),
+            cartpole,
+        ], repeats)
         rows.append((label, f"SyncVectorEnv x {n}", sync, sync / baseline, None))
-        native, baseline = best_against_cartpole(native_timer, cartpole, repeats)
         rows.append((label, f"native vector x {n}", native, native / baseline, native / sync))
     best_cartpole = max(cartpole() for _ in range(repeats))
     rows.insert(0, ("CartPole-v1", "single", best_cartpole, 1.0, None))
