@@ -1,9 +1,12 @@
 """Incremental metrics equal the full recomputation on random edit sequences."""
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import textgym  # noqa: F401  (registers the ids)
 from textgym.rewards import make_reward
 from textgym.rewards.incremental import (
     IncrementalBleu,
@@ -78,16 +81,12 @@ def test_unsupported_metrics_are_reported():
         IncrementalBleu(["a"]).delete(0)
 
 
-def test_dense_token_gen_rewards_equal_rescoring_the_text():
-    import gymnasium as gym
-    import numpy as np
 
-    import textgym  # noqa: F401
-
-    env = gym.make("TokenGen-v0", task="keywords", reward=[("bleu", 0.6), ("rouge2", 0.4)], reward_mode="dense")
+def assert_dense_rewards_rescore_the_text(env, n_episodes=20):
+    """Every dense reward equals phi(text after) - phi(text before), phi the full reward."""
     assert env.unwrapped._episode_reward.tracks_words
     rng = np.random.default_rng(0)
-    for episode in range(20):
+    for episode in range(n_episodes):
         obs, info = env.reset(seed=episode)
         refs, potential, done = env.unwrapped.example.references, 0.0, False
         while not done:
@@ -96,6 +95,11 @@ def test_dense_token_gen_rewards_equal_rescoring_the_text():
             value = env.unwrapped.reward(info["text"], refs)[0]
             assert abs(reward - (value - potential)) <= 1e-9
             potential = value
+
+
+def test_dense_token_gen_rewards_equal_rescoring_the_text():
+    env = gym.make("TokenGen-v0", task="keywords", reward=[("bleu", 0.6), ("rouge2", 0.4)], reward_mode="dense")
+    assert_dense_rewards_rescore_the_text(env)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -103,20 +107,4 @@ def test_dense_token_gen_rewards_equal_rescoring_the_text():
     {"task": "fix", "reward": [("rougeL", 0.5), ("rouge1", 0.3), ("bleu", 0.2)], "reward_mode": "dense"},
 ])
 def test_dense_token_edit_rewards_equal_rescoring_the_text(kwargs):
-    import gymnasium as gym
-    import numpy as np
-
-    import textgym  # noqa: F401
-
-    env = gym.make("TokenEdit-v0", **kwargs)
-    assert env.unwrapped._episode_reward.tracks_words
-    rng = np.random.default_rng(0)
-    for episode in range(20):
-        obs, info = env.reset(seed=episode)
-        refs, potential, done = env.unwrapped.example.references, 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
-            done = terminated or truncated
-            value = env.unwrapped.reward(info["text"], refs)[0]
-            assert abs(reward - (value - potential)) <= 1e-9
-            potential = value
+    assert_dense_rewards_rescore_the_text(gym.make("TokenEdit-v0", **kwargs))
