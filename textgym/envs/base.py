@@ -98,10 +98,20 @@ class TextEnv(gym.Env):
         once per example with ``self.vocab``."""
         index = example_index(options, len(self.examples), self.np_random)
         self.example = self.examples[index]
+        return self.encoded_prompt(index)
+
+    def encoded_prompt(self, index: int) -> list[int]:
+        """The token ids of example ``index``'s prompt, encoded once (vector envs share it)."""
         ids = self._prompt_ids_cache.get(index)
         if ids is None:
-            ids = self._prompt_ids_cache[index] = self.vocab.encode(self.example.prompt)
+            ids = self._prompt_ids_cache[index] = self.vocab.encode(self.examples[index].prompt)
         return ids
+
+    def decoded_word(self, token: int) -> str:
+        """What a word vocabulary decodes ``token`` to on its own: "" for pad, bos and eos,
+        which decoding drops. Dense rewards feed these words to incremental scorers."""
+        vocab = self.vocab
+        return "" if token in (vocab.pad_id, vocab.bos_id, vocab.eos_id) else vocab.id_to_token(token)
 
     def _begin_episode(self) -> None:
         self._started = True

@@ -12,8 +12,9 @@ import numpy as np
 
 from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL
+from textgym.rewards.incremental import IncrementalReward
 from textgym.tasks import load_task
-from textgym.vocab import resolve_vocabulary
+from textgym.vocab import WordVocabulary, resolve_vocabulary
 
 OPS = ("keep", "delete", "replace", "insert", "stop")
 MODES = ("edit", "compress")
@@ -135,7 +136,9 @@ class TokenEditEnv(TextEnv):
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         base_reward = make_reward(reward if reward is not None else self.task.default_reward or "rougeL")
         self.reward = _with_compression(base_reward, compression)
-        self._episode_reward = EpisodeReward(self.reward, reward_mode)
+        # word vocabularies decode to the space-join of their tokens, so dense rewards can
+        # follow each edit incrementally instead of rescoring the text
+        self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=isinstance(self.vocab, WordVocabulary))
         self.reward_mode = reward_mode
 
         self.candidates = self._candidates(candidate_tokens)
@@ -185,6 +188,7 @@ class TokenEditEnv(TextEnv):
         self.example = self.examples[0]
         self.source_token_ids: list[int] = []
         self.tokens: list[int] = []
+        self._words: IncrementalReward | None = None  # the dense reward's incremental scorer, if any
         self.cursor = self.edits_used = self.steps = 0
         self.text = ""
 
@@ -277,6 +281,10 @@ class TokenEditEnv(TextEnv):
             mask[:n] = 1
 
         self._episode_reward.reset(self.example.references, self.example.prompt)
+        self._words = self._episode_reward.words
+        if self._words is not None:
+            for token in self.tokens:
+                self._words.append(self.decoded_word(token))
         self._update_mask()
         self._begin_episode()
         return self._observation(), self._info(self.text, source=self.example.prompt)
@@ -312,18 +320,26 @@ class TokenEditEnv(TextEnv):
     def _edit(self, action: int) -> None:
         """Apply a delete, replace or insert at the cursor, to the list and the obs arrays."""
         c, n = self.cursor, len(self.tokens)
+        words = self._words
         if action == DELETE:
             del self.tokens[c]
+            if words is not None:
+                words.delete(c)
             self._current_ids[c : n - 1] = self.tokens[c:]
             self._current_ids[n - 1] = self.vocab.pad_id
             self._current_mask[n - 1] = 0
         elif action < self._insert.start:
             token = int(self.candidates[action - self._replace.start])
             self.tokens[c] = token
+            if words is not None:
+                words.replace(c, self.decoded_word(token))
             self._current_ids[c] = token
             self.cursor += 1
         else:
-            self.tokens.insert(c, int(self.candidates[action - self._insert.start]))
+            token = int(self.candidates[action - self._insert.start])
+            self.tokens.insert(c, token)
+            if words is not None:
+                words.insert(c, self.decoded_word(token))
             self._current_ids[c : n + 1] = self.tokens[c:]
             self._current_mask[n] = 1
             self.cursor += 1

@@ -11,7 +11,7 @@ import numpy as np
 from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import EpisodeReward, make_reward
 from textgym.tasks import load_task
-from textgym.vocab import resolve_vocabulary
+from textgym.vocab import WordVocabulary, resolve_vocabulary
 
 MaskFn = Callable[[Sequence[int], Sequence[int]], Any]
 
@@ -97,7 +97,10 @@ class TokenGenEnv(TextEnv):
         self.split = split
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         self.reward = make_reward(reward if reward is not None else self.task.default_reward or "bleu")
-        self._episode_reward = EpisodeReward(self.reward, reward_mode)
+        # a word vocabulary decodes to the space-join of its tokens: dense rewards can then
+        # follow appended words incrementally instead of rescoring the text
+        self.word_edits = isinstance(self.vocab, WordVocabulary)
+        self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=self.word_edits)
         self.reward_mode = reward_mode
 
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
@@ -186,11 +189,17 @@ class TokenGenEnv(TextEnv):
             self._output_ids[position] = token
             self._output_mask[position] = 1
             self.text = self.vocab.decode(self.output_token_ids)
+            self.report_appended(self._episode_reward, token)
         truncated = not terminated and len(self.output_token_ids) >= self.max_new_tokens
         done = terminated or truncated
         reward = self._episode_reward.step(self.text, done)
         info = self._info(self.text, done, self._episode_reward.metrics)
         return self._observation(), reward, terminated, truncated, info
+
+    def report_appended(self, episode_reward: EpisodeReward, token: int) -> None:
+        """Tell ``episode_reward``'s incremental scorer (if any) that ``token`` was written."""
+        if episode_reward.words is not None:
+            episode_reward.words.append(self.decoded_word(token))
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {

@@ -44,13 +44,18 @@ def bleu(prediction: str, references: Sequence[str], source: str = "") -> float:
     smoothing, effective order), with the reference n-grams cached across calls."""
     ref_counts, ref_lens = _bleu_reference_stats(tuple(references))
     tokens = word_tokenize(prediction)
-    hyp_len = len(tokens)
     correct = [0] * _MAX_ORDER
     total = [0] * _MAX_ORDER
     for ngram, count in _ngrams(tokens).items():
         order = len(ngram) - 1
         total[order] += count
         correct[order] += min(count, ref_counts.get(ngram, 0))
+    return bleu_from_counts(correct, total, len(tokens), ref_lens)
+
+
+def bleu_from_counts(correct: Sequence[int], total: Sequence[int], hyp_len: int, ref_lens: Sequence[int]) -> float:
+    """Sentence BLEU / 100 from clipped n-gram matches and n-gram totals per order (shared
+    by :func:`bleu` and the incremental scorer, which keeps these counts up to date)."""
     if not any(correct):
         return 0.0
     # sacreBLEU's rule: the closest reference length, the shorter one on ties

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from textgym.rewards.incremental import IncrementalReward, supports_incremental
 from textgym.rewards.metrics import METRICS, Metric
 
 REWARD_MODES = ("sparse", "dense")
@@ -110,11 +111,19 @@ class EpisodeReward:
     Sparse: 0 until the episode ends, then the reward of the final output.
     Dense: r_t = phi(s_{t+1}) - phi(s_t), with phi the reward of the current output and
     phi of the reset state taken as 0, so the episode's rewards sum to the sparse reward.
+
+    ``word_edits=True`` means the env's output is the space-join of whitespace-free words
+    and the env reports every edit to ``self.words`` (an :class:`IncrementalReward`, set
+    on reset in dense mode when every metric has an incremental scorer). phi is then
+    updated from n-gram counts instead of rescoring the whole output; the end of an
+    episode is still scored by the metrics themselves.
     """
 
-    def __init__(self, reward: Reward, mode: str):
+    def __init__(self, reward: Reward, mode: str, word_edits: bool = False):
         self.reward = reward
         self.mode = check_reward_mode(mode)
+        self.tracks_words = word_edits and mode == "dense" and supports_incremental(reward)
+        self.words: IncrementalReward | None = None
         self.references: Sequence[str] = ()
         self.source = ""
         self._potential = 0.0
@@ -124,14 +133,19 @@ class EpisodeReward:
         self.references, self.source = references, source
         self._potential = 0.0
         self.metrics = {}
+        if self.tracks_words:
+            self.words = IncrementalReward(self.reward, references)
 
     def step(self, prediction: str, done: bool) -> float:
         """The reward for reaching ``prediction``; end metrics are kept in ``.metrics``."""
         if self.mode == "sparse" and not done:
             return 0.0
-        value, metrics = self.reward(prediction, self.references, self.source)
-        if done:
-            self.metrics = metrics
+        if self.words is not None and not done:
+            value = self.words.value
+        else:
+            value, metrics = self.reward(prediction, self.references, self.source)
+            if done:
+                self.metrics = metrics
         if self.mode == "sparse":
             return value
         reward, self._potential = value - self._potential, value

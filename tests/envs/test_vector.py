@@ -1,0 +1,110 @@
+"""Native vector envs: make_vec picks them, and they equal SyncVectorEnv step for step."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.error import InvalidAction, ResetNeeded
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import textgym  # noqa: F401  (registers the ids)
+from envs_registry import ENVS
+from textgym.envs.ner_tag_vector import NERTagVectorEnv
+from textgym.envs.token_gen_vector import TokenGenVectorEnv
+
+def no_repeat(prompt_ids, output_ids):
+    """A mask_fn: never write the previous token twice in a row."""
+    mask = np.ones(16, dtype=bool)
+    if output_ids:
+        mask[output_ids[-1]] = False
+    return mask
+
+
+VECTOR_IDS = sorted(env_id for env_id, row in ENVS.items() if "vector_entry_point" in row)
+CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
+    ("TokenGen-v0", {"task": "keywords", "reward": "bleu", "reward_mode": "dense"}),
+    ("TokenGen-v0", {"task": "keywords", "reward": [("rouge1", 0.5), ("token_f1", 0.5)], "reward_mode": "dense"}),
+    ("TokenGen-v0", {"max_episode_steps": 2}),
+    ("TokenGen-v0", {"mask_fn": no_repeat, "task_kwargs": {"n_symbols": 12}}),
+    ("NERTag-v0", {"reward_mode": "f1"}),
+    ("NERTag-v0", {"reward_mode": "token", "bio_mask": False, "word_shape": False}),
+    ("NERTag-v0", {"window": 2}),
+]
+
+
+def assert_same_infos(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            assert_same_infos(a[key], b[key])
+        else:
+            assert a[key].dtype == b[key].dtype, key
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def assert_same_step(a, b):
+    for key in b[0]:
+        assert a[0][key].dtype == b[0][key].dtype
+        np.testing.assert_array_equal(a[0][key], b[0][key], err_msg=key)
+    for x, y in zip(a[1:-1], b[1:-1]):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+    assert_same_infos(a[-1], b[-1])
+
+
+@pytest.mark.parametrize("env_id", VECTOR_IDS)
+def test_make_vec_picks_the_native_env_and_sync_still_works(env_id):
+    envs = gym.make_vec(env_id, num_envs=3)
+    assert isinstance(envs, (TokenGenVectorEnv, NERTagVectorEnv))
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert envs.observation_space == gym.vector.utils.batch_space(envs.single_observation_space, 3)
+    assert isinstance(gym.make_vec(env_id, num_envs=3, vectorization_mode="sync"), SyncVectorEnv)
+
+
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), num_envs=st.integers(1, 5), picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=40))
+def test_native_equals_sync_vector_env(env_id, kwargs, seed, num_envs, picks):
+    native = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    sync = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **kwargs)
+    first, expected = native.reset(seed=seed), sync.reset(seed=seed)
+    assert_same_step(first, expected)
+    info = first[-1]
+    for pick in picks:
+        # a legal action per env, or (every 7th pick) any action, to cover masked ones too
+        actions = np.array([
+            (pick + i) % native.single_action_space.n if pick % 7 == 0 else np.flatnonzero(mask)[(pick + i) % mask.sum()]
+            for i, mask in enumerate(info["action_mask"])
+        ])
+        result, expected = native.step(actions), sync.step(actions)
+        assert_same_step(result, expected)
+        assert native.observation_space.contains(result[0])
+        info = result[-1]
+        np.testing.assert_array_equal(native.action_masks(), info["action_mask"].astype(bool))
+
+
+def test_autoreset_is_next_step():
+    envs = gym.make_vec("TokenGen-v0", num_envs=2)
+    envs.reset(seed=0)
+    eos = envs.unwrapped.vocab.eos_id
+    _, rewards, terminated, _, info = envs.step(np.array([eos, 5]))
+    assert terminated.tolist() == [True, False] and info["_metrics"].tolist() == [True, False]
+    obs, rewards, terminated, truncated, info = envs.step(np.array([5, 5]))
+    assert rewards[0] == 0.0 and not terminated[0] and not truncated[0]
+    assert obs["position"][0, 0] == 0 and info["_prompt"].tolist() == [True, False]
+
+
+def test_errors():
+    envs = gym.make_vec("TokenGen-v0", num_envs=2)
+    with pytest.raises(ResetNeeded):
+        envs.step(np.array([5, 5]))
+    envs.reset(seed=0)
+    with pytest.raises(InvalidAction):
+        envs.step(np.array([5]))
+    with pytest.raises(InvalidAction):
+        envs.step(np.array([5, 10**6]))
+    with pytest.raises(ValueError, match="num_envs"):
+        TokenGenVectorEnv(num_envs=0)
+    with pytest.raises(ValueError, match="render"):
+        NERTagVectorEnv(num_envs=2, render_mode="ansi")

@@ -1,0 +1,110 @@
+"""Incremental metrics equal the full recomputation on random edit sequences."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import textgym  # noqa: F401  (registers the ids)
+from textgym.rewards import make_reward
+from textgym.rewards.incremental import (
+    IncrementalBleu,
+    IncrementalReward,
+    IncrementalRougeL,
+    IncrementalRougeN,
+    IncrementalTokenF1,
+    supports_incremental,
+)
+from textgym.rewards.metrics import bleu, rouge1, rouge2, rougeL, token_f1
+
+# words with punctuation and case, so that 13a and rouge-score tokenizers split them
+WORDS = ["the", "dog", "sees", "a", "ball", ".", "Dog", "ball,", "x-y", "3.5", "(a)", "don't", "!", "saw"]
+SCORERS = [
+    (IncrementalBleu, bleu),
+    (lambda refs: IncrementalRougeN(refs, 1), rouge1),
+    (lambda refs: IncrementalRougeN(refs, 2), rouge2),
+    (IncrementalRougeL, rougeL),
+    (IncrementalTokenF1, token_f1),
+]
+
+word = st.sampled_from(WORDS)
+edit = st.one_of(
+    st.tuples(st.just("append"), word),
+    st.tuples(st.just("insert"), st.integers(0, 10**6), word),
+    st.tuples(st.just("delete"), st.integers(0, 10**6)),
+    st.tuples(st.just("replace"), st.integers(0, 10**6), word),
+)
+references = st.lists(st.lists(word, min_size=0, max_size=8).map(" ".join), min_size=1, max_size=3)
+
+
+@pytest.mark.parametrize("make_scorer, metric", SCORERS)
+@settings(max_examples=150, deadline=None)
+@given(refs=references, edits=st.lists(edit, max_size=40))
+def test_incremental_equals_full_recomputation(make_scorer, metric, refs, edits):
+    scorer, words = make_scorer(refs), []
+    assert scorer.value == pytest.approx(metric("", refs), abs=1e-9)
+    for op, *args in edits:
+        if op == "append":
+            words.append(args[0])
+            scorer.append(args[0])
+        elif op == "insert":
+            i = args[0] % (len(words) + 1)
+            words.insert(i, args[1])
+            scorer.insert(i, args[1])
+        elif words:
+            i = args[0] % len(words)
+            if op == "delete":
+                del words[i]
+                scorer.delete(i)
+            else:
+                words[i] = args[1]
+                scorer.replace(i, args[1])
+        assert abs(scorer.value - metric(" ".join(words), refs)) <= 1e-9
+
+
+def test_incremental_reward_is_the_weighted_sum():
+    reward = make_reward([("bleu", 0.5), ("rougeL", 0.3), ("token_f1", 0.2)])
+    refs = ["the dog sees a ball .", "a dog saw the ball"]
+    tracker = IncrementalReward(reward, refs)
+    for w in ["a", "dog", "sees", "the", "ball"]:
+        tracker.append(w)
+    assert abs(tracker.value - reward("a dog sees the ball", refs)[0]) <= 1e-9
+
+
+def test_unsupported_metrics_are_reported():
+    assert supports_incremental(make_reward("rouge2"))
+    assert not supports_incremental(make_reward("chrf"))
+    with pytest.raises(ValueError, match="incremental"):
+        IncrementalReward(make_reward([("bleu", 0.5), ("chrf", 0.5)]), ["a"])
+    with pytest.raises(IndexError):
+        IncrementalBleu(["a"]).delete(0)
+
+
+
+def assert_dense_rewards_rescore_the_text(env, n_episodes=20):
+    """Every dense reward equals phi(text after) - phi(text before), phi the full reward."""
+    assert env.unwrapped._episode_reward.tracks_words
+    rng = np.random.default_rng(0)
+    for episode in range(n_episodes):
+        obs, info = env.reset(seed=episode)
+        refs, potential, done = env.unwrapped.example.references, 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+            done = terminated or truncated
+            value = env.unwrapped.reward(info["text"], refs)[0]
+            assert abs(reward - (value - potential)) <= 1e-9
+            potential = value
+
+
+def test_dense_token_gen_rewards_equal_rescoring_the_text():
+    env = gym.make("TokenGen-v0", task="keywords", reward=[("bleu", 0.6), ("rouge2", 0.4)], reward_mode="dense")
+    assert_dense_rewards_rescore_the_text(env)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"task": "compress", "reward_mode": "dense"},
+    {"task": "fix", "reward": [("rougeL", 0.5), ("rouge1", 0.3), ("bleu", 0.2)], "reward_mode": "dense"},
+])
+def test_dense_token_edit_rewards_equal_rescoring_the_text(kwargs):
+    assert_dense_rewards_rescore_the_text(gym.make("TokenEdit-v0", **kwargs))

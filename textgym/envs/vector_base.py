@@ -1,0 +1,181 @@
+"""Plumbing shared by textgym's native vector envs: seeding, next-step autoreset, step
+limits, action checks and Gymnasium's vector-info convention.
+
+A native vector env holds the state of all its sub-envs in numpy arrays and steps them at
+once. It builds one single env as its blueprint (task, vocabulary, reward, spaces), so the
+MDP is defined in one place, and gives the same observations, rewards, flags and infos as
+``SyncVectorEnv`` over that single env, for the same seeds and actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import InvalidAction
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from textgym.envs.base import TextEnv
+
+
+class TextVectorEnv(VectorEnv):
+    """Base class: subclasses build ``self.env`` (the blueprint single env), then call
+    ``_setup``; they implement ``_reset_envs(rows, options)``, ``_step_envs(rows, actions)``,
+    ``_observation()`` and ``_legal_masks()``.
+
+    Sub-env i draws its examples from its own generator, seeded ``seed + i`` as
+    ``SyncVectorEnv`` seeds its sub-envs, so the two give the same episodes.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def _setup(self, env: TextEnv, num_envs: int, max_episode_steps: int | None) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or max_episode_steps < 1
+        ):
+            raise ValueError(f"max_episode_steps must be None or a positive int, got {max_episode_steps!r}")
+        if env.render_mode is not None:
+            raise ValueError("native vector envs do not render; use vectorization_mode='sync' to render sub-envs")
+        self.env = env
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = batch_space(env.observation_space, num_envs)
+        self.action_space = batch_space(env.action_space, num_envs)
+        self.report_action_mask = env.report_action_mask
+        self.render_mode = None
+        self._rngs = [seeding.np_random()[0] for _ in range(num_envs)]
+        self._elapsed = np.zeros(num_envs, dtype=np.int64)
+        # NEXT_STEP autoreset: sub-envs whose episode ended reset on the next step() call
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._started = False
+
+    # -- the VectorEnv API ----------------------------------------------------------------
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Reset every sub-env; ``seed`` is None, an int (sub-env i gets ``seed + i``) or a
+        list of per-env seeds, and ``options`` go to every sub-env; ``options["reset_mask"]``
+        (bool, one per sub-env) resets only the marked ones."""
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
+        options = dict(options or {})
+        # as SyncVectorEnv: options["reset_mask"] resets only some sub-envs
+        reset_mask = options.pop("reset_mask", None)
+        if reset_mask is None:
+            rows = np.arange(self.num_envs)
+        elif not self._started:
+            raise gym.error.ResetNeeded("options['reset_mask'] needs a first reset() of every sub-env")
+        else:
+            reset_mask = np.asarray(reset_mask)
+            if reset_mask.shape != (self.num_envs,) or reset_mask.dtype != np.bool_ or not reset_mask.any():
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with a True")
+            rows = np.flatnonzero(reset_mask)
+        for i in rows:
+            if seeds[i] is not None:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        infos: dict[str, Any] = {}
+        self._reset_rows(rows, options or None, infos)
+        self._started = True
+        self._autoreset[rows] = False
+        self._add_action_masks(infos)
+        return self._observation(), infos
+
+    def step(self, actions):
+        if not self._started:
+            raise gym.error.ResetNeeded("Cannot call step() before reset(): call envs.reset() first.")
+        actions = self._checked_actions(actions)
+        resetting = np.flatnonzero(self._autoreset)
+        stepping = np.flatnonzero(~self._autoreset)
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {}
+        if stepping.size:
+            self._step_envs(stepping, actions[stepping], rewards, terminated, truncated, infos)
+            self._elapsed[stepping] += 1
+            if self.max_episode_steps is not None:
+                # as gymnasium's TimeLimit: truncated once the step budget is spent
+                truncated[stepping] |= self._elapsed[stepping] >= self.max_episode_steps
+        if resetting.size:
+            self._reset_rows(resetting, None, infos)
+        self._autoreset = terminated | truncated
+        self._add_action_masks(infos)
+        return self._observation(), rewards, terminated, truncated, infos
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """The blueprint single env's attribute ``name`` once per sub-env (as
+        ``SyncVectorEnv.get_attr``): sub-envs share task, vocabulary, spaces and settings."""
+        value = getattr(self.env, name)
+        return (value,) * self.num_envs
+
+    def action_masks(self) -> np.ndarray:
+        """Legal actions of every sub-env, a ``(num_envs, n)`` bool array (MaskablePPO)."""
+        return self._legal_masks().copy()
+
+    # -- helpers for subclasses -----------------------------------------------------------
+
+    def _reset_rows(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+        self._elapsed[rows] = 0
+        self._reset_envs(rows, options, infos)
+
+    def _checked_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions)
+        n = self.single_action_space.n
+        if (
+            array.shape != (self.num_envs,)
+            or not np.issubdtype(array.dtype, np.integer)
+            or (array.size and (array.min() < 0 or array.max() >= n))
+        ):
+            raise InvalidAction(
+                f"actions {actions!r} are not in the action space {self.action_space}: "
+                f"one integer in 0..{n - 1} per env, shape ({self.num_envs},)"
+            )
+        return array.astype(np.int64, copy=False)
+
+    def _add_action_masks(self, infos: dict[str, Any]) -> None:
+        if self.report_action_mask:
+            infos["action_mask"] = self._legal_masks().astype(np.int8)
+            infos["_action_mask"] = np.ones(self.num_envs, dtype=bool)
+
+    def _set_info(self, infos: dict[str, Any], key: str, rows: np.ndarray, values: Any, dtype: Any = object) -> None:
+        """Write ``values`` of sub-envs ``rows`` under ``key``, with the ``_key`` mask, as
+        ``VectorEnv._add_info`` would."""
+        if key not in infos:
+            infos[key] = np.full(self.num_envs, None, dtype=object) if dtype is object else np.zeros(self.num_envs, dtype)
+            infos[f"_{key}"] = np.zeros(self.num_envs, dtype=bool)
+        infos[key][rows] = values
+        infos[f"_{key}"][rows] = True
+
+    def _set_metrics(self, infos: dict[str, Any], rows: np.ndarray, metrics: list[dict[str, float]]) -> None:
+        """``info["metrics"]`` of ended sub-envs ``rows``: one float array and mask per metric."""
+        if not len(metrics):
+            return
+        batch = infos.setdefault("metrics", {})
+        for name in metrics[0]:
+            self._set_info(batch, name, rows, [m[name] for m in metrics], np.float64)
+        infos.setdefault("_metrics", np.zeros(self.num_envs, dtype=bool))[rows] = True
+
+    def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _step_envs(self, rows, actions, rewards, terminated, truncated, infos) -> None:
+        raise NotImplementedError
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _legal_masks(self) -> np.ndarray:
+        raise NotImplementedError

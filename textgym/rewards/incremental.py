@@ -1,0 +1,266 @@
+"""Incremental metrics: BLEU, ROUGE-1/2/L and token F1 of a text kept up to date as words
+are appended, inserted, deleted or replaced, so that dense rewards do not rescore the
+whole text at every step.
+
+The text is the space-join of whitespace-free words (what a word vocabulary decodes to).
+The metrics' tokenizers (sacreBLEU 13a, rouge-score's) split each word independently of
+its neighbours, so a word's metric tokens are computed once and spliced in. Each scorer
+keeps the hypothesis n-gram counts and the clipped matches per reference; an edit touches
+only the n-grams that overlap it (O(1) per word for n-gram metrics, O(|ref|) per appended
+word for ROUGE-L, O(|ref| * words after the edit) for a ROUGE-L edit inside the text).
+Values equal the full recomputation (``textgym.rewards.metrics``) up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from rouge_score.scoring import fmeasure
+
+from textgym.rewards.metrics import (
+    _MAX_ORDER,
+    _bleu_reference_stats,
+    _reference_tokens,
+    _rouge_scorer,
+    bleu,
+    bleu_from_counts,
+    rouge1,
+    rouge2,
+    rougeL,
+    token_f1,
+)
+from textgym.vocab import word_tokenize
+
+if TYPE_CHECKING:  # reward.py imports this module
+    from textgym.rewards.reward import Reward
+
+
+@lru_cache(maxsize=65536)
+def _tokens_13a(word: str) -> tuple[str, ...]:
+    return tuple(word_tokenize(word))
+
+
+@lru_cache(maxsize=65536)
+def _tokens_rouge(word: str) -> tuple[str, ...]:
+    return tuple(_rouge_scorer("rouge1")._tokenizer.tokenize(word))
+
+
+class IncrementalScore:
+    """A metric of a word sequence under edits. Subclasses keep their statistics in
+    ``_splice`` (metric tokens ``[start, stop)`` replaced by ``new``) and compute ``value``.
+
+    Word positions are indices into the current word list.
+    """
+
+    tokenize: Callable[[str], tuple[str, ...]] = staticmethod(_tokens_13a)
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []  # the metric tokens of the whole text
+        self._word_sizes: list[int] = []  # metric tokens per word
+
+    def append(self, word: str) -> None:
+        self.insert(len(self._word_sizes), word)
+
+    def insert(self, i: int, word: str) -> None:
+        """Insert ``word`` before word ``i``."""
+        start = self._offset(i)
+        new = self.tokenize(word)
+        self._word_sizes.insert(i, len(new))
+        self._splice(start, start, new)
+
+    def delete(self, i: int) -> None:
+        start = self._offset(i)
+        self._splice(start, start + self._word_sizes.pop(i), ())
+
+    def replace(self, i: int, word: str) -> None:
+        start = self._offset(i)
+        new = self.tokenize(word)
+        stop = start + self._word_sizes[i]
+        self._word_sizes[i] = len(new)
+        self._splice(start, stop, new)
+
+    def _offset(self, i: int) -> int:
+        if not 0 <= i <= len(self._word_sizes):
+            raise IndexError(f"word position {i} is outside [0, {len(self._word_sizes)}]")
+        return len(self.tokens) if i == len(self._word_sizes) else sum(self._word_sizes[:i])
+
+    def _splice(self, start: int, stop: int, new: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    @property
+    def value(self) -> float:
+        raise NotImplementedError
+
+
+class _NgramCounts(IncrementalScore):
+    """Hypothesis n-grams (orders 1..``max_order``) and their matches clipped by each of
+    ``targets`` (n-gram -> count tables): ``matched[t][n - 1]``."""
+
+    def __init__(self, targets: Sequence[dict], max_order: int):
+        super().__init__()
+        self.targets, self.max_order = targets, max_order
+        self.counts: dict[tuple[str, ...], int] = {}
+        self.matched = [[0] * max_order for _ in targets]
+
+    def _splice(self, start: int, stop: int, new: Sequence[str]) -> None:
+        tokens = self.tokens
+        # n-grams that overlap [start, stop) go (none on an append), the ones overlapping
+        # the new words come
+        if start < len(tokens):
+            self._update(start, stop, -1)
+        tokens[start:stop] = new
+        self._update(start, start + len(new), +1)
+
+    def _update(self, start: int, stop: int, sign: int) -> None:
+        tokens, counts, size, max_order = self.tokens, self.counts, len(self.tokens), self.max_order
+        pairs = list(zip(self.targets, self.matched))
+        for first in range(max(0, start - max_order + 1), stop):
+            for n in range(max(1, start - first + 1), min(max_order, size - first) + 1):
+                ngram = tuple(tokens[first : first + n])
+                count = counts.get(ngram, 0)
+                counts[ngram] = count + sign
+                if sign > 0:
+                    count += 1
+                for target, matched in pairs:
+                    if count <= target.get(ngram, 0):
+                        matched[n - 1] += sign
+
+    def _total(self, n: int) -> int:
+        return max(0, len(self.tokens) - n + 1)
+
+
+class IncrementalBleu(_NgramCounts):
+    """Sentence BLEU / 100 as :func:`textgym.rewards.metrics.bleu` (sacreBLEU)."""
+
+    def __init__(self, references: Sequence[str]):
+        ref_counts, self.ref_lens = _bleu_reference_stats(tuple(references))
+        super().__init__([ref_counts], _MAX_ORDER)
+
+    @property
+    def value(self) -> float:
+        totals = [self._total(n) for n in range(1, _MAX_ORDER + 1)]
+        return bleu_from_counts(self.matched[0], totals, len(self.tokens), self.ref_lens)
+
+
+class IncrementalRougeN(_NgramCounts):
+    """ROUGE-n F-measure (rouge-score, no stemming), best over the references."""
+
+    tokenize = staticmethod(_tokens_rouge)
+
+    def __init__(self, references: Sequence[str], n: int):
+        self.n = n
+        targets = []
+        for reference in references:
+            tokens = _tokens_rouge(reference)  # rouge-score's tokenizer works on whole texts too
+            targets.append(Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
+        self.target_sizes = [sum(t.values()) for t in targets]
+        super().__init__(targets, n)
+
+    @property
+    def value(self) -> float:
+        predicted = max(self._total(self.n), 1)
+        return max(
+            fmeasure(matched[self.n - 1] / predicted, matched[self.n - 1] / max(size, 1))
+            for matched, size in zip(self.matched, self.target_sizes)
+        )
+
+
+class IncrementalTokenF1(_NgramCounts):
+    """SQuAD-style bag-of-tokens F1 as :func:`textgym.rewards.metrics.token_f1`."""
+
+    def __init__(self, references: Sequence[str]):
+        self.references = _reference_tokens(tuple(references))
+        super().__init__([Counter((token,) for token in r) for r in self.references], 1)
+
+    @property
+    def value(self) -> float:
+        size, best = len(self.tokens), 0.0
+        for matched, reference in zip(self.matched, self.references):
+            if not size or not reference:
+                best = max(best, float(not size and not reference))
+            elif matched[0]:
+                precision, recall = matched[0] / size, matched[0] / len(reference)
+                best = max(best, 2 * precision * recall / (precision + recall))
+        return best
+
+
+class IncrementalRougeL(IncrementalScore):
+    """ROUGE-L F-measure (rouge-score, no stemming), best over the references. Keeps the
+    LCS table's column after each hypothesis token, so appending costs O(|ref|) and an
+    edit recomputes only the columns after it."""
+
+    tokenize = staticmethod(_tokens_rouge)
+
+    def __init__(self, references: Sequence[str]):
+        super().__init__()
+        self.references = [_tokens_rouge(r) for r in references]
+        self.columns: list[list[list[int]]] = [[[0] * (len(r) + 1)] for r in self.references]
+
+    def _splice(self, start: int, stop: int, new: Sequence[str]) -> None:
+        self.tokens[start:stop] = new
+        for reference, columns in zip(self.references, self.columns):
+            del columns[start + 1 :]
+            for token in self.tokens[start:]:
+                previous = columns[-1]
+                column = [0]
+                for j, ref_token in enumerate(reference):
+                    column.append(previous[j] + 1 if ref_token == token else max(previous[j + 1], column[j]))
+                columns.append(column)
+
+    @property
+    def value(self) -> float:
+        size, best = len(self.tokens), 0.0
+        for reference, columns in zip(self.references, self.columns):
+            if size and reference:
+                lcs = columns[-1][-1]
+                best = max(best, fmeasure(lcs / size, lcs / len(reference)))
+        return best
+
+
+# the built-in metrics that have an incremental scorer, keyed by the metric function
+INCREMENTAL_SCORERS: dict[Callable, Callable[[Sequence[str]], IncrementalScore]] = {
+    bleu: IncrementalBleu,
+    rouge1: lambda references: IncrementalRougeN(references, 1),
+    rouge2: lambda references: IncrementalRougeN(references, 2),
+    rougeL: IncrementalRougeL,
+    token_f1: IncrementalTokenF1,
+}
+
+
+def supports_incremental(reward: Reward) -> bool:
+    """Whether every term of ``reward`` has an incremental scorer."""
+    return all(metric in INCREMENTAL_SCORERS for _, metric, _ in reward.terms)
+
+
+class IncrementalReward:
+    """A :class:`Reward` of one episode's text under word edits: one incremental scorer
+    per term, and their weighted sum as ``value``."""
+
+    def __init__(self, reward: Reward, references: Sequence[str]):
+        if not supports_incremental(reward):
+            raise ValueError(f"{reward!r} has terms without an incremental scorer; supported: bleu, rouge1, "
+                             "rouge2, rougeL, token_f1")
+        self.terms = [(INCREMENTAL_SCORERS[metric](references), weight) for _, metric, weight in reward.terms]
+
+    def append(self, word: str) -> None:
+        for scorer, _ in self.terms:
+            scorer.append(word)
+
+    def insert(self, i: int, word: str) -> None:
+        for scorer, _ in self.terms:
+            scorer.insert(i, word)
+
+    def delete(self, i: int) -> None:
+        for scorer, _ in self.terms:
+            scorer.delete(i)
+
+    def replace(self, i: int, word: str) -> None:
+        for scorer, _ in self.terms:
+            scorer.replace(i, word)
+
+    @property
+    def value(self) -> float:
+        return sum(weight * scorer.value for scorer, weight in self.terms)
