@@ -1,0 +1,12 @@
+"""Stable-Baselines3 integration: token-aware features for SB3 policies.
+
+Importing this package imports SB3; ``import textgym`` does not.
+
+    from stable_baselines3 import PPO
+    from textgym.sb3 import policy_kwargs
+    model = PPO("MultiInputPolicy", env, policy_kwargs=policy_kwargs(env))
+"""
+
+from textgym.sb3.features import ENCODERS, TokenFeaturesExtractor, policy_kwargs
+
+__all__ = ["ENCODERS", "TokenFeaturesExtractor", "policy_kwargs"]
