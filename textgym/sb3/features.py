@@ -49,7 +49,11 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
 
     ``encoder`` summarises the tokens, padding removed by the masks:
 
-    - ``"mean"``: the mean token of each key, concatenated over keys;
+    - ``"concat"`` (default): every token's vector side by side. textgym observations are
+      short and fixed-size, and the MLP after it then reads "the token in slot i" directly;
+    - ``"mean"``: the mean token of each key, concatenated over keys. The slot embeddings
+      add up to a constant, so this is a bag of tokens: enough for keyword-like tasks, not
+      for copying;
     - ``"gru"``: a GRU over each key's tokens (weights shared by the keys), final states
       concatenated;
     - ``"transformer"``: a small transformer over all tokens plus one "state" token built
