@@ -184,8 +184,8 @@ def main() -> None:
                 curves[agent_name].append(learning_curve(policy))
             mean, ci = mean_ci(scores)
             cells[agent_name] = f"{mean:.3f} ± {ci:.3f}"
-            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
+            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s; "
+                  f"seeds: {' '.join(f'{s:.3f}' for s in scores)})", flush=True)
         rows.append((case_name, case, steps, cells))
         try:
             plot_curves(curves, f"{case_name}: {case.env_id}", args.out / f"curve_{case_name}.png")

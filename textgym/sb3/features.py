@@ -19,7 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 ENCODERS = ("concat", "mean", "gru", "transformer")
-EXTRACTOR_ARGUMENTS = ("embed_dim", "encoder", "hidden_dim", "n_layers", "n_heads")
+EXTRACTOR_ARGUMENTS = ("embed_dim", "encoder", "hidden_dim", "n_layers", "n_heads", "pointed_tokens")
 
 
 def check_observation_space(observation_space: gym.spaces.Space) -> dict[str, gym.spaces.Box]:
@@ -62,11 +62,17 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
       cursor).
 
     The counters' embeddings are always appended to the summary: the policy must know
-    where it is (which position it writes, where the cursor is) to act.
+    where it is (which position it writes, where the cursor is) to act. With
+    ``pointed_tokens=True`` (default), so is the token each pointer points at: a
+    one-element counter whose range fits a key (``position`` in [0, N] and an N-token key)
+    is read as an index into it, and the id embedding at that slot (zeros past the end or
+    on padding) is appended. That is the prompt token to copy next, the word to tag, the
+    word under the cursor: an MLP would otherwise have to learn that selection from the
+    slot-by-slot features.
     """
 
     def __init__(self, observation_space: gym.spaces.Dict, embed_dim: int = 32, encoder: str = "concat",
-                 hidden_dim: int = 64, n_layers: int = 1, n_heads: int = 4):
+                 hidden_dim: int = 64, n_layers: int = 1, n_heads: int = 4, pointed_tokens: bool = True):
         spaces = check_observation_space(observation_space)
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; valid: {list(ENCODERS)}")
@@ -74,6 +80,8 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
                             ("n_heads", n_heads)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(pointed_tokens, bool):
+            raise ValueError(f"pointed_tokens must be True or False, got {pointed_tokens!r}")
         if encoder == "transformer" and embed_dim % n_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by n_heads ({n_heads})")
 
@@ -84,7 +92,11 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
                        "mean": len(id_keys) * embed_dim, "gru": len(id_keys) * hidden_dim,
                        "transformer": embed_dim}[encoder]
         counter_dim = embed_dim * sum(spaces[k].shape[0] for k in counter_keys)
-        super().__init__(observation_space, features_dim=summary_dim + counter_dim)
+        # (key, counter) pairs where the counter can index the key: [0, high] with high <= length
+        self.pointers = [(key, counter) for key in id_keys for counter in counter_keys
+                         if pointed_tokens and spaces[counter].shape == (1,)
+                         and int(spaces[counter].high[0]) <= spaces[key].shape[0]]
+        super().__init__(observation_space, features_dim=summary_dim + counter_dim + embed_dim * len(self.pointers))
         self.id_keys, self.mask_keys, self.counter_keys = id_keys, mask_keys, counter_keys
         self.encoder_name = encoder
 
@@ -128,9 +140,20 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
             valid.append(observations[mask_key].bool() if mask_key else torch.ones_like(ids, dtype=torch.bool))
 
         counters = [self._counter_vectors(key, observations[key]) for key in self.counter_keys]
-        counter_features = torch.cat([c.flatten(1) for c in counters], dim=1) if counters else None
         summary = getattr(self, f"_{self.encoder_name}")(tokens, valid, counters)
-        return summary if counter_features is None else torch.cat([summary, counter_features], dim=1)
+        pointed = [self._pointed_token(observations, key, counter) for key, counter in self.pointers]
+        return torch.cat([summary] + [c.flatten(1) for c in counters] + pointed, dim=1)
+
+    def _pointed_token(self, observations: dict[str, torch.Tensor], key: str, counter: str) -> torch.Tensor:
+        ids = observations[key].long().clamp(0, self.id_sizes[key] - 1)
+        index = observations[counter].long()  # (batch, 1)
+        inside = (index >= 0) & (index < ids.shape[1])
+        mask_key = self.mask_keys.get(key)
+        slot = index.clamp(0, ids.shape[1] - 1)
+        if mask_key:
+            inside = inside & observations[mask_key].gather(1, slot).bool()
+        vectors = self.token_embedding(ids.gather(1, slot)[:, 0] + self.id_offsets[key])
+        return vectors * inside.float()
 
     def _counter_vectors(self, key: str, values: torch.Tensor) -> torch.Tensor:
         values = values.long().clamp(0, self.counter_sizes[key] - 1)
