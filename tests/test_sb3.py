@@ -72,6 +72,20 @@ def test_prompt_and_output_share_token_embeddings_but_tags_do_not():
     assert ner.token_embedding.num_embeddings == sum(ner.id_sizes[k] for k in ("shape_ids", "tag_ids", "token_ids"))
 
 
+def test_pointed_tokens_are_the_tokens_under_the_pointers():
+    env = gym.make("TokenGen-v0")
+    extractor = TokenFeaturesExtractor(env.observation_space)
+    assert extractor.pointers == [("output_ids", "position"), ("prompt_ids", "position")]
+    edit = TokenFeaturesExtractor(gym.make("TokenEdit-v0").observation_space)
+    assert edit.pointers == [("current_ids", "cursor")]  # "edits" counts, it does not point
+    obs = observation_batch(env, n=2)  # position 0, then 1
+    prompt_token = extractor(obs)[:, -extractor.token_embedding.embedding_dim:]
+    expected = extractor.token_embedding(obs["prompt_ids"].long().gather(1, obs["position"].long()))[:, 0]
+    assert torch.equal(prompt_token, expected)
+    unpointed = TokenFeaturesExtractor(env.observation_space, pointed_tokens=False)
+    assert unpointed.pointers == [] and unpointed.features_dim == extractor.features_dim - 2 * 32
+
+
 @pytest.mark.parametrize("algo", [PPO, A2C, DQN, MaskablePPO])
 @pytest.mark.parametrize("env_id", list(ENVS))
 def test_policy_kwargs_build_every_algorithm_on_every_env(env_id, algo):
@@ -102,6 +116,7 @@ def test_policy_kwargs_route_overrides():
     ({"encoder": "lstm"}, r"unknown encoder 'lstm'; valid: \['concat', 'mean', 'gru', 'transformer'\]"),
     ({"embed_dim": 0}, "embed_dim must be a positive int, got 0"),
     ({"encoder": "transformer", "embed_dim": 10, "n_heads": 4}, "divisible by n_heads"),
+    ({"pointed_tokens": "yes"}, "pointed_tokens must be True or False, got 'yes'"),
 ])
 def test_bad_extractor_arguments_raise(bad, match):
     with pytest.raises(ValueError, match=match):

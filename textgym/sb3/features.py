@@ -194,7 +194,7 @@ def policy_kwargs(env: Any, **overrides: Any) -> dict[str, Any]:
     textgym env (a ``gym.Env``, a wrapped env or a ``VecEnv``).
 
     ``overrides`` naming an extractor argument (``embed_dim``, ``encoder``, ``hidden_dim``,
-    ``n_layers``, ``n_heads``) go to :class:`TokenFeaturesExtractor`; any other (``net_arch``,
+    ``n_layers``, ``n_heads``, ``pointed_tokens``) go to :class:`TokenFeaturesExtractor`; any other (``net_arch``,
     ``activation_fn``, ...) goes to the policy itself.
     """
     observation_space = getattr(env, "observation_space", None)
