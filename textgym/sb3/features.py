@@ -102,12 +102,14 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
 
         # one table; keys sharing an id range share its rows, other ranges start further on
         sizes = {k: int(spaces[k].high.max()) + 1 for k in id_keys}
-        range_offsets: dict[int, int] = {}
+        first_row: dict[int, int] = {}  # id range size -> its first row
+        n_rows = 0
         for size in sizes.values():
-            range_offsets.setdefault(size, sum(range_offsets) if range_offsets else 0)
-        self.id_offsets = {k: range_offsets[sizes[k]] for k in id_keys}
+            if size not in first_row:
+                first_row[size], n_rows = n_rows, n_rows + size
+        self.id_offsets = {k: first_row[sizes[k]] for k in id_keys}
         self.id_sizes = sizes
-        self.token_embedding = nn.Embedding(sum(range_offsets), embed_dim)
+        self.token_embedding = nn.Embedding(n_rows, embed_dim)
         self.key_embedding = nn.Embedding(len(id_keys), embed_dim)
         self.slot_embedding = nn.Embedding(max(spaces[k].shape[0] for k in id_keys), embed_dim)
         # each element of a counter gets its own rows, so (a, b) != (b, a)
