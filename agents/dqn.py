@@ -27,10 +27,10 @@ class DQNConfig:
     learning_rate: float = 5e-4  # Adam step size
     buffer_size: int = 50_000  # transitions kept for replay
     batch_size: int = 64  # transitions per gradient step
-    gamma: float = 0.99  # discount
+    gamma: float = 0.9  # discount; text episodes are short, and a short horizon learns faster
     learning_starts: int = 1_000  # env steps before the first gradient step
-    train_frequency: int = 4  # env steps between gradient steps
-    target_update_interval: int = 500  # env steps between hard target updates (when tau == 1)
+    train_frequency: int = 2  # env steps between gradient steps
+    target_update_interval: int = 100  # env steps between hard target updates (when tau == 1)
     tau: float = 1.0  # soft target update rate; 1.0 means hard updates
     epsilon_start: float = 1.0  # exploration rate at the start
     epsilon_end: float = 0.05  # exploration rate after the decay
@@ -39,7 +39,7 @@ class DQNConfig:
     double_q: bool = True  # pick the next action with the online net, value it with the target net
     n_step: int = 1  # steps summed before bootstrapping
     max_grad_norm: float = 10.0  # gradient clipping
-    encoder: str = "transformer"  # "transformer" or "gru"
+    encoder: str = "concat"  # "concat", "transformer" or "gru"
     embed_dim: int = 64  # token embedding size
     hidden_dim: int = 128  # encoder feed-forward / GRU and head size
     n_layers: int = 1  # encoder layers

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-ENCODERS = ("gru", "transformer")
+ENCODERS = ("concat", "gru", "transformer")
 
 
 class TokenQNetwork(nn.Module):
@@ -20,12 +20,14 @@ class TokenQNetwork(nn.Module):
 
     Every ``_ids`` entry becomes a token: a shared token embedding plus a channel embedding
     (which key it came from) plus a position embedding (where in that key). The counters
-    are embedded and summed into one extra "state" token, read last. A GRU or a small
-    transformer encodes the tokens, padding removed by the masks, and a two-layer head maps
-    the summary (and the state token, as a skip connection) to one value per action.
+    are embedded and summed into one extra "state" token, read last. The tokens, padding
+    removed by the masks, are encoded by ``"concat"`` (every token's vector side by side:
+    the observations are short, and an MLP head reads "the token in slot i" directly), a
+    GRU or a small transformer. A two-layer head maps the summary (and the state token, as
+    a skip connection) to one value per action.
     """
 
-    def __init__(self, observation_space: gym.spaces.Space, n_actions: int, encoder: str = "transformer",
+    def __init__(self, observation_space: gym.spaces.Space, n_actions: int, encoder: str = "concat",
                  embed_dim: int = 64, hidden_dim: int = 128, n_layers: int = 1, n_heads: int = 4):
         super().__init__()
         if encoder not in ENCODERS:
@@ -61,7 +63,9 @@ class TokenQNetwork(nn.Module):
             self.register_buffer(f"offsets_{k}", offsets, persistent=False)
         self.state_bias = nn.Parameter(torch.zeros(embed_dim))
 
-        if encoder == "gru":
+        if encoder == "concat":
+            summary_dim = embed_dim * sum(spaces[k].shape[0] for k in self.id_keys)
+        elif encoder == "gru":
             self.encoder = nn.GRU(embed_dim, hidden_dim, num_layers=n_layers, batch_first=True)
             summary_dim = hidden_dim
         else:
@@ -90,7 +94,9 @@ class TokenQNetwork(nn.Module):
         sequence = torch.cat(tokens + [state[:, None]], dim=1)
         valid_all = torch.cat(valid + [torch.ones_like(valid[0][:, :1])], dim=1)
 
-        if self.encoder_name == "gru":
+        if self.encoder_name == "concat":
+            summary = (sequence[:, :-1] * valid_all[:, :-1, None]).flatten(1)  # the state token is added below
+        elif self.encoder_name == "gru":
             _, hidden = self.encoder(sequence * valid_all[..., None])
             summary = hidden[-1]
         else:

@@ -39,11 +39,11 @@ class Case:
     steps: int  # training budget
     eval_split: str = "train"  # held-out splits only where the observation allows generalising
     env_kwargs: dict = field(default_factory=dict)
-    gamma: float = 0.99  # discount for every learning agent
+    gamma: float | None = None  # discount for every learning agent (None: each agent's own)
 
 
 CASES = {
-    "copy": Case("TokenGen-Copy-v0", "token_accuracy", 60_000, env_kwargs={"reward_mode": "dense"}),
+    "copy": Case("TokenGen-Copy-v0", "token_accuracy", 50_000, env_kwargs={"reward_mode": "dense"}),
     "reverse": Case("TokenGen-Reverse-v0", "token_accuracy", 60_000, env_kwargs={"reward_mode": "dense"}),
     "keywords": Case("TokenGen-Keywords-v0", "bleu", 100_000),
     "compress": Case("TokenEdit-Compress-v0", "rougeL", 50_000, env_kwargs={"reward_mode": "dense"}),
@@ -68,18 +68,25 @@ class SB3Policy:
         return np.cumsum(self.monitor.get_episode_lengths()), np.asarray(self.monitor.get_episode_rewards())
 
 
-Train = Callable[[gym.Env, int, int, float], Any]  # (env, seed, steps, gamma) -> policy
+Train = Callable[[gym.Env, int, int, float | None], Any]  # (env, seed, steps, gamma) -> policy
 
 
-def train_sb3(algo: str) -> Train:
-    def train(env: gym.Env, seed: int, steps: int, gamma: float) -> SB3Policy:
+def train_sb3(algo: str, token_features: bool = True, **hyperparameters: Any) -> Train:
+    """SB3 ``algo`` with ``MultiInputPolicy``: on textgym's token features by default, or
+    on SB3's own float features (``token_features=False``) for comparison."""
+
+    def train(env: gym.Env, seed: int, steps: int, gamma: float | None) -> SB3Policy:
         import sb3_contrib
         import stable_baselines3
         from stable_baselines3.common.monitor import Monitor
 
+        from textgym.sb3 import policy_kwargs
+
         cls = getattr(stable_baselines3, algo, None) or getattr(sb3_contrib, algo)
         monitor = Monitor(env)
-        model = cls("MultiInputPolicy", monitor, gamma=gamma, seed=seed, verbose=0)
+        extra = {"policy_kwargs": policy_kwargs(env)} if token_features else {}
+        discount = {} if gamma is None else {"gamma": gamma}
+        model = cls("MultiInputPolicy", monitor, seed=seed, verbose=0, **extra, **{**hyperparameters, **discount})
         model.learn(steps)
         return SB3Policy(model, monitor, masked=algo == "MaskablePPO")
 
@@ -87,21 +94,32 @@ def train_sb3(algo: str) -> Train:
 
 
 def train_textgym(agent_cls: type, **hyperparameters: Any) -> Train:
-    def train(env: gym.Env, seed: int, steps: int, gamma: float) -> Any:
-        discount = {"gamma": gamma} if any(f.name == "gamma" for f in fields(agent_cls.Config)) else {}
+    def train(env: gym.Env, seed: int, steps: int, gamma: float | None) -> Any:
+        takes_gamma = gamma is not None and any(f.name == "gamma" for f in fields(agent_cls.Config))
+        discount = {"gamma": gamma} if takes_gamma else {}
         return agent_cls(env, seed=seed, **hyperparameters, **discount).learn(steps)
 
     return train
 
+
+# Tuned on copy (50k steps). Short episodes (<= 27 steps) and dense rewards: a short
+# horizon (gamma 0.9) and frequent, large updates; entropy is not needed to keep exploring.
+SB3_PPO = {"learning_rate": 2e-3, "n_steps": 256, "batch_size": 64, "gamma": 0.9, "ent_coef": 0.0}
+# SB3's DQN defaults (target update every 10k steps, 10% exploration) are sized for Atari
+SB3_DQN = {"learning_rate": 5e-4, "batch_size": 64, "gamma": 0.9, "train_freq": 2, "learning_starts": 1_000,
+           "target_update_interval": 500, "exploration_fraction": 0.2}
 
 AGENTS = {
     "random": train_textgym(RandomAgent),
     # textgym envs are deterministic given the observation, so a full-step update is safe
     "tabular-q": train_textgym(TabularQAgent, learning_rate=1.0),
     "dqn": train_textgym(DQNAgent),
-    "sb3-ppo": train_sb3("PPO"),
-    "sb3-dqn": train_sb3("DQN"),
-    "maskable-ppo": train_sb3("MaskablePPO"),
+    # "-raw": the same algorithm and hyperparameters on SB3's float features, for comparison
+    "sb3-ppo": train_sb3("PPO", **SB3_PPO),
+    "sb3-ppo-raw": train_sb3("PPO", token_features=False, **SB3_PPO),
+    "sb3-dqn": train_sb3("DQN", **SB3_DQN),
+    "sb3-dqn-raw": train_sb3("DQN", token_features=False, **SB3_DQN),
+    "maskable-ppo": train_sb3("MaskablePPO", **SB3_PPO),
 }
 
 
@@ -174,8 +192,8 @@ def main() -> None:
                 curves[agent_name].append(learning_curve(policy))
             mean, ci = mean_ci(scores)
             cells[agent_name] = f"{mean:.3f} ± {ci:.3f}"
-            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
+            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s; "
+                  f"seeds: {' '.join(f'{s:.3f}' for s in scores)})", flush=True)
         rows.append((case_name, case, steps, cells))
         try:
             plot_curves(curves, f"{case_name}: {case.env_id}", args.out / f"curve_{case_name}.png")
@@ -186,7 +204,7 @@ def main() -> None:
     lines = [header, "|" + "---|" * (4 + len(args.agents))]
     for case_name, case, steps, cells in rows:
         kwargs = "".join(f", {k}={v}" for k, v in case.env_kwargs.items())
-        kwargs += f", gamma={case.gamma}" if case.gamma != 0.99 else ""
+        kwargs += f", gamma={case.gamma}" if case.gamma is not None else ""
         lines.append(f"| {case_name} | `{case.env_id}`{kwargs} | {case.metric} ({case.eval_split}) | {steps:,} | "
                      + " | ".join(cells[a] for a in args.agents) + " |")
     table = "\n".join(lines)

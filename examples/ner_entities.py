@@ -6,8 +6,9 @@ with word shapes and the previous tag; training words seen once become UNK
 (``min_freq=2``), so the policy learns to tag unknown capitalised words from context,
 which is what it meets on the test split. The BIO mask keeps every tag sequence valid.
 
-SB3's ``MultiInputPolicy`` would feed token ids to an MLP as raw numbers; the small
-extractor below embeds every ``*_ids`` key instead (textgym's observation convention).
+SB3's ``MultiInputPolicy`` would feed token ids to an MLP as raw numbers;
+``textgym.sb3.policy_kwargs`` embeds every ``*_ids`` key instead (textgym's observation
+convention).
 
     python examples/ner_entities.py            # about a minute on 2 CPU cores
     TEXTGYM_QUICK=1 python examples/ner_entities.py   # a few seconds, for smoke tests
@@ -24,11 +25,10 @@ import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import nn
 
 import textgym  # noqa: F401  (registers NERTag-v0)
 from textgym.metrics import ner_report
+from textgym.sb3 import policy_kwargs
 
 QUICK = os.environ.get("TEXTGYM_QUICK") == "1"
 SEED = 0
@@ -36,22 +36,6 @@ TOTAL_STEPS = 2_000 if QUICK else 60_000
 ENV_KWARGS = {"task": "entities", "window": 2, "min_freq": 2, "reward_mode": "f1_delta"}
 if QUICK:
     ENV_KWARGS["task_kwargs"] = {"n_train": 100, "n_validation": 20, "n_test": 50}
-
-
-class EmbedIds(BaseFeaturesExtractor):
-    """One embedding table per ``*_ids`` key (words, shapes, tags), concatenated."""
-
-    def __init__(self, observation_space: gym.spaces.Dict, dim: int = 16):
-        spaces = observation_space.spaces
-        super().__init__(observation_space, sum(dim * space.shape[0] for space in spaces.values()))
-        self.embeddings = nn.ModuleDict(
-            {key: nn.Embedding(int(space.high.max()) + 1, dim) for key, space in spaces.items() if key.endswith("_ids")}
-        )
-        if set(self.embeddings) != set(spaces):
-            raise ValueError(f"expected only *_ids keys (use window=k), got {sorted(spaces)}")
-
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([self.embeddings[key](observations[key].long()).flatten(1) for key in self.embeddings], dim=1)
 
 
 def tag_test_split(policy) -> tuple[list[list[str]], list[list[str]]]:
@@ -79,7 +63,7 @@ def main() -> None:
     envs = make_vec_env("NERTag-v0", n_envs=8, seed=SEED, env_kwargs={**ENV_KWARGS, "render_mode": None})
     model = MaskablePPO(
         "MultiInputPolicy", envs, n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, ent_coef=0.01,
-        policy_kwargs={"features_extractor_class": EmbedIds, "net_arch": [64]}, seed=SEED, verbose=0,
+        policy_kwargs=policy_kwargs(envs, embed_dim=16, net_arch=[64]), seed=SEED, verbose=0,
     )
     start = time.perf_counter()
     model.learn(total_timesteps=TOTAL_STEPS)

@@ -78,7 +78,7 @@ def test_encoders_give_one_value_per_action(encoder):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"encoder": "lstm"}, "unknown encoder 'lstm'; valid: \\['gru', 'transformer'\\]"),
+    [({"encoder": "lstm"}, "unknown encoder 'lstm'; valid: \\['concat', 'gru', 'transformer'\\]"),
      ({"tau": 0.0}, "tau must be in \\(0, 1\\]"), ({"batch_size": 0}, "batch_size must be >= 1")],
 )
 def test_bad_hyperparameters(kwargs, message):

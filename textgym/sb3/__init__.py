@@ -1,6 +1,14 @@
-"""Stable-Baselines3 integration. Importing this package needs stable-baselines3;
-``import textgym`` does not import it."""
+"""Stable-Baselines3 integration: token-aware features for SB3 policies, and an adapter
+from textgym's native vector envs to SB3's ``VecEnv``.
 
+Importing this package imports SB3; ``import textgym`` does not.
+
+    from stable_baselines3 import PPO
+    from textgym.sb3 import policy_kwargs
+    model = PPO("MultiInputPolicy", env, policy_kwargs=policy_kwargs(env))
+"""
+
+from textgym.sb3.features import ENCODERS, TokenFeaturesExtractor, policy_kwargs
 from textgym.sb3.vec_env import to_sb3_vec_env
 
-__all__ = ["to_sb3_vec_env"]
+__all__ = ["ENCODERS", "TokenFeaturesExtractor", "policy_kwargs", "to_sb3_vec_env"]
