@@ -106,6 +106,7 @@ class Rollout:
     context_len: int  # C
     actions: torch.Tensor  # (B, T)
     legal: torch.Tensor  # (B, T, V) bool: the sampling mask
+    logprobs: torch.Tensor  # (B, T): log-prob of each action under the masked policy when sampled
     env_rewards: torch.Tensor  # (B, T)
     valid: torch.Tensor  # (B, T) bool: steps that happened
     complete: torch.Tensor  # (B,) bool: episodes that ended (not cut by the step budget)
@@ -121,7 +122,7 @@ def complete_episodes(batch: Rollout) -> Rollout:
     steps = int(batch.valid[rows].sum(1).max())
     return Rollout(
         input_ids=batch.input_ids[rows, : batch.context_len + steps], attention_mask=batch.attention_mask[rows, : batch.context_len + steps],
-        context_len=batch.context_len, actions=batch.actions[rows, :steps], legal=batch.legal[rows, :steps],
+        context_len=batch.context_len, actions=batch.actions[rows, :steps], legal=batch.legal[rows, :steps], logprobs=batch.logprobs[rows, :steps],
         env_rewards=batch.env_rewards[rows, :steps], valid=batch.valid[rows, :steps], complete=batch.complete[rows],
         infos=[info for info, keep in zip(batch.infos, rows.tolist()) if keep], n_steps=int(batch.valid[rows].sum()),
     )
@@ -192,22 +193,22 @@ class LMPPOAgent(Agent):
     # ---- acting -------------------------------------------------------------------------
 
     def _legal(self, env_masks: torch.Tensor, mask_logits: torch.Tensor | None) -> torch.Tensor:
-        """Env mask, narrowed to the mask model's top-k / top-p tokens (never to nothing)."""
+        """The env mask, narrowed to the k likeliest legal tokens / the legal nucleus of mass p
+        under the mask model (its distribution renormalised over legal tokens)."""
         if mask_logits is None:
             return env_masks
         cfg = self.config
-        keep = torch.ones_like(env_masks)
+        mask_logits = mask_logits.float().masked_fill(~env_masks, -torch.inf)
+        keep = env_masks.clone()
         if cfg.top_k:
             kth = mask_logits.topk(min(cfg.top_k, mask_logits.shape[-1]), dim=-1).values[..., -1:]
             keep &= mask_logits >= kth
         if cfg.top_p < 1.0:
-            probs = mask_logits.float().softmax(-1)
-            sorted_probs, order = probs.sort(-1, descending=True)
+            sorted_probs, order = mask_logits.softmax(-1).sort(-1, descending=True)
             # a token stays if the mass before it is < p, so the likeliest token always stays
             inside = (sorted_probs.cumsum(-1) - sorted_probs) < cfg.top_p
             keep &= torch.zeros_like(keep).scatter(-1, order, inside)
-        narrowed = env_masks & keep
-        return torch.where(narrowed.any(-1, keepdim=True), narrowed, env_masks)
+        return keep
 
     def _choose(self, logits: torch.Tensor, legal: torch.Tensor, deterministic: bool) -> torch.Tensor:
         masked = (logits.float() / self.config.temperature).masked_fill(~legal, -torch.inf)
@@ -256,7 +257,7 @@ class LMPPOAgent(Agent):
             context_mask[i, width - len(context):] = 1
         infos = [info for _, info in starts]
         active, finished = [True] * n, [False] * n
-        actions, legals, rewards = [], [], []
+        actions, legals, rewards, logprobs = [], [], [], []
         ids, attention = context_ids.to(device), context_mask.to(device)
         positions = position_ids(attention)
         past = mask_past = None
@@ -275,6 +276,7 @@ class LMPPOAgent(Agent):
             env_masks = torch.as_tensor(np.stack([legal_mask(info, self.n_actions) for info in infos]), device=device)
             legal = self._legal(env_masks, mask_logits)
             action = self._choose(out.logits[:, -1], legal, deterministic)
+            step_logprobs = masked_logprobs(out.logits[:, -1].float() / self.config.temperature, legal, torch.ones_like(action, dtype=torch.bool))
             if max_steps is not None and n_steps + sum(active) > max_steps:  # the budget cuts this step short
                 allowed = max_steps - n_steps
                 active = [on and sum(active[: i + 1]) <= allowed for i, on in enumerate(active)]
@@ -290,6 +292,7 @@ class LMPPOAgent(Agent):
             actions.append(torch.where(stepping, action, vocab.pad_id))
             legals.append(legal & stepping[:, None])
             rewards.append(step_rewards)
+            logprobs.append(step_logprobs.gather(-1, action[:, None]).squeeze(-1) * stepping)
             ids = actions[-1][:, None]
             attention = torch.cat([attention, stepping[:, None].long()], dim=1)
             positions = positions[:, -1:] + 1
@@ -297,7 +300,8 @@ class LMPPOAgent(Agent):
         actions_t = torch.stack(actions, 1).cpu()
         return Rollout(
             input_ids=torch.cat([context_ids, actions_t], 1), attention_mask=torch.cat([context_mask, valid.long().cpu()], 1),
-            context_len=width, actions=actions_t, legal=torch.stack(legals, 1), env_rewards=torch.stack(rewards, 1),
+            context_len=width, actions=actions_t, legal=torch.stack(legals, 1), logprobs=torch.stack(logprobs, 1).cpu(),
+            env_rewards=torch.stack(rewards, 1),
             valid=valid.cpu(), complete=torch.tensor(finished), infos=infos, n_steps=n_steps,
         )
 
