@@ -121,8 +121,10 @@ def complete_episodes(batch: Rollout) -> Rollout:
         return batch
     steps = int(batch.valid[rows].sum(1).max())
     return Rollout(
-        input_ids=batch.input_ids[rows, : batch.context_len + steps], attention_mask=batch.attention_mask[rows, : batch.context_len + steps],
-        context_len=batch.context_len, actions=batch.actions[rows, :steps], legal=batch.legal[rows, :steps], logprobs=batch.logprobs[rows, :steps],
+        input_ids=batch.input_ids[rows, : batch.context_len + steps],
+        attention_mask=batch.attention_mask[rows, : batch.context_len + steps],
+        context_len=batch.context_len, actions=batch.actions[rows, :steps], legal=batch.legal[rows, :steps],
+        logprobs=batch.logprobs[rows, :steps],
         env_rewards=batch.env_rewards[rows, :steps], valid=batch.valid[rows, :steps], complete=batch.complete[rows],
         infos=[info for info, keep in zip(batch.infos, rows.tolist()) if keep], n_steps=int(batch.valid[rows].sum()),
     )
@@ -163,8 +165,9 @@ class LMPPOAgent(Agent):
         model = model if model is not None else tiny_causal_lm(self.vocab)
         check_vocab_size(model, self.n_actions)
         self.model = model.to(self.device, dtype)
-        self.ref_model = self._frozen(ref_model if ref_model is not None else model,
-                                      resolve_device(cfg.ref_device or str(self.device)), DTYPES[cfg.ref_dtype or cfg.dtype])
+        ref_device = resolve_device(cfg.ref_device or str(self.device))
+        self.ref_model = self._frozen(ref_model if ref_model is not None else model, ref_device,
+                                      DTYPES[cfg.ref_dtype or cfg.dtype])
         check_vocab_size(self.ref_model, self.n_actions)
         self.value_trunk = copy.deepcopy(self.model) if cfg.value_model == "separate" else None
         self.value_head = nn.Linear(self.model.config.hidden_size, 1).to(self.device)
@@ -172,7 +175,8 @@ class LMPPOAgent(Agent):
         nn.init.zeros_(self.value_head.bias)
         self.mask_model = None
         if cfg.top_k or cfg.top_p < 1.0:
-            self.mask_model = self.ref_model if cfg.mask_model == "reference" else self._frozen(self.model, self.device, dtype)
+            lagged = cfg.mask_model == "lagged"
+            self.mask_model = self._frozen(self.model, self.device, dtype) if lagged else self.ref_model
         params = [*self.model.parameters(), *self.value_head.parameters()]
         if self.value_trunk is not None:
             params += list(self.value_trunk.parameters())
@@ -276,7 +280,8 @@ class LMPPOAgent(Agent):
             env_masks = torch.as_tensor(np.stack([legal_mask(info, self.n_actions) for info in infos]), device=device)
             legal = self._legal(env_masks, mask_logits)
             action = self._choose(out.logits[:, -1], legal, deterministic)
-            step_logprobs = masked_logprobs(out.logits[:, -1].float() / self.config.temperature, legal, torch.ones_like(action, dtype=torch.bool))
+            everyone = torch.ones_like(action, dtype=torch.bool)
+            step_logprobs = masked_logprobs(out.logits[:, -1].float() / self.config.temperature, legal, everyone)
             if max_steps is not None and n_steps + sum(active) > max_steps:  # the budget cuts this step short
                 allowed = max_steps - n_steps
                 active = [on and sum(active[: i + 1]) <= allowed for i, on in enumerate(active)]
@@ -299,7 +304,8 @@ class LMPPOAgent(Agent):
         valid = torch.stack(legals, 1).any(-1)
         actions_t = torch.stack(actions, 1).cpu()
         return Rollout(
-            input_ids=torch.cat([context_ids, actions_t], 1), attention_mask=torch.cat([context_mask, valid.long().cpu()], 1),
+            input_ids=torch.cat([context_ids, actions_t], 1),
+            attention_mask=torch.cat([context_mask, valid.long().cpu()], 1),
             context_len=width, actions=actions_t, legal=torch.stack(legals, 1), logprobs=torch.stack(logprobs, 1).cpu(),
             env_rewards=torch.stack(rewards, 1),
             valid=valid.cpu(), complete=torch.tensor(finished), infos=infos, n_steps=n_steps,
@@ -390,11 +396,11 @@ class LMPPOAgent(Agent):
             clipped = old_values + (values - old_values).clamp(-cfg.clip_value, cfg.clip_value)
             value_error = torch.max(value_error, (clipped - returns) ** 2)
         value_loss = 0.5 * (value_error * valid).sum() / n_valid
-        if cfg.advantage == "self-critical":
-            value_loss = value_loss.detach() * 0  # no critic in SCST
         entropy_terms = masked.exp() * masked.masked_fill(masked == -torch.inf, 0)
         entropy = (-entropy_terms.sum(-1) * valid).sum() / n_valid
-        total = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        total = policy_loss - cfg.ent_coef * entropy
+        if cfg.advantage == "gae":  # self-critical training has no critic to fit
+            total = total + cfg.vf_coef * value_loss
         approx_kl = (((ratio - 1) - log_ratio) * valid).sum() / n_valid
         return total, {"losses/policy": policy_loss.item(), "losses/value": value_loss.item(),
                        "losses/entropy": entropy.item(), "losses/approx_kl": approx_kl.item()}
@@ -404,7 +410,7 @@ class LMPPOAgent(Agent):
         cfg = self.config
         self.model.train()
         parts: dict[str, float] = {}
-        episodes = batch.actions.shape[0]
+        episodes, stop_early = batch.actions.shape[0], False
         for _ in range(cfg.n_epochs):
             order = torch.randperm(episodes, generator=torch.Generator().manual_seed(int(self.rng.integers(2**31))))
             for rows in order.chunk(min(cfg.n_minibatches, episodes)):
@@ -414,11 +420,11 @@ class LMPPOAgent(Agent):
                 nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]],
                                          cfg.max_grad_norm)
                 self.optimizer.step()
-                if cfg.max_approx_kl is not None and parts["losses/approx_kl"] > cfg.max_approx_kl:
+                stop_early = cfg.max_approx_kl is not None and parts["losses/approx_kl"] > cfg.max_approx_kl
+                if stop_early:
                     break
-            else:
-                continue
-            break
+            if stop_early:
+                break
         self.model.eval()
         self._act_cache = None
         return parts
