@@ -148,6 +148,9 @@ class LMPPOAgent(Agent):
     ``model``: the policy LM (default: :func:`agents.lm.tiny_causal_lm` of the env vocabulary);
     ``ref_model``: the frozen reference (default: a copy of ``model`` as given); ``envs``: the
     rollout envs, a list or a Gymnasium vector env (default: ``n_envs`` copies of ``env``).
+    A rollout is one episode per env; ``learn(total_timesteps)`` counts its env steps, and
+    the self-critical baseline's greedy rollouts are not counted. Tested on CPU; CUDA and
+    ``dtype="bfloat16"`` follow the same code path.
     """
 
     Config = LMPPOConfig
