@@ -344,8 +344,11 @@ class LMPPOAgent(Agent):
 
     @torch.no_grad()
     def prepare(self, batch: Rollout, baseline: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Old log-probs and values, KL-penalised rewards, advantages and returns."""
+        """Old log-probs and values, KL-penalised rewards, advantages and returns.
+        ``baseline`` (one greedy return per episode) is required for self-critical advantages."""
         cfg = self.config
+        if cfg.advantage == "self-critical" and baseline is None:
+            raise ValueError("advantage='self-critical' needs baseline=: the greedy rollout's return per episode")
         valid = batch.valid.to(self.device)
         actions = batch.actions.to(self.device)[..., None]
         logits, values = self._outputs(batch)
@@ -446,7 +449,8 @@ class LMPPOAgent(Agent):
                 length = int(batch.valid[i].sum())
                 for t in range(length):
                     done = t == length - 1 and bool(batch.complete[i])
-                    keep_going &= tracker.step(steps, float(batch.env_rewards[i, t]), done, batch.infos[i])
+                    if keep_going:  # the callback is not asked again once it said stop
+                        keep_going = tracker.step(steps, float(batch.env_rewards[i, t]), done, batch.infos[i])
                     steps += 1
             n_steps = batch.n_steps
             self.num_timesteps += n_steps

@@ -123,3 +123,16 @@ def test_warm_started_run_on_copy_keeps_or_improves_reward():
     agent.learn(1500)
     after = evaluate(agent, env, n_episodes=40, seed=100)["token_accuracy"]
     assert after >= max(before, 0.8), (before, after)  # measured: 0.38 -> 0.97
+
+
+def test_callback_stops_learning_and_writer_gets_losses():
+    scalars = set()
+
+    class Writer:
+        def add_scalar(self, tag, value, step):
+            scalars.add(tag)
+
+    agent = small_agent(writer=Writer())
+    agent.learn(2000, callback=lambda agent, record: len(agent.log.records) < 3)
+    assert len(agent.log.records) == 3 and agent.num_timesteps < 2000
+    assert {"charts/return", "losses/policy", "losses/entropy", "charts/kl"} <= scalars
