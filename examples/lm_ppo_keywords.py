@@ -5,7 +5,7 @@ rewarded by BLEU through ``env.step`` and held near the warm-start model by a KL
 turns that into higher-scoring sentences. Prints samples before and after, the reward and
 KL curves, and saves them to ``docs/lm_ppo_keywords.png`` when matplotlib is installed.
 
-    python examples/lm_ppo_keywords.py          # ~1.5 min on 2 CPU cores
+    python examples/lm_ppo_keywords.py          # ~50 s on 2 CPU cores
     TEXTGYM_QUICK=1 python examples/lm_ppo_keywords.py   # a smoke run
 """
 
