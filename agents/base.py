@@ -139,7 +139,7 @@ class EpisodeTracker:
         self.start_time = time.perf_counter()
         self.episode_return = 0.0
         self.episode_length = 0
-        self.recent_returns: list[float] = []
+        self.recent: list[tuple[float, dict]] = []  # (return, end metrics) of the last 100 episodes
         self.bar = None
         if progress_bar:
             from tqdm.auto import tqdm
@@ -162,11 +162,20 @@ class EpisodeTracker:
             "steps_per_second": (global_step + 1) / (time.perf_counter() - self.start_time),
         }
         self.agent.log.add(record)
-        self.recent_returns = (self.recent_returns + [self.episode_return])[-100:]
+        self.recent = [*self.recent[-99:], (self.episode_return, info.get("metrics", {}))]
         self.episode_return, self.episode_length = 0.0, 0
         if self.bar is not None:
-            self.bar.set_postfix(mean_return=f"{np.mean(self.recent_returns):.3f}", refresh=False)
+            self.bar.set_postfix(self.running_means(), refresh=False)
         return self.callback is None or self.callback(self.agent, record) is not False
+
+    def running_means(self) -> dict[str, str]:
+        """Mean return and mean main end metric (the first one the env reports) of the
+        last 100 episodes, for the progress bar."""
+        means = {"return": f"{np.mean([r for r, _ in self.recent]):.3f}"}
+        metric = next(iter(self.recent[-1][1]), None)
+        if metric is not None:
+            means[metric] = f"{np.mean([m[metric] for _, m in self.recent if metric in m]):.3f}"
+        return means
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,3 +1,5 @@
+import csv
+import json
 import subprocess
 import sys
 
@@ -8,11 +10,17 @@ def run(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "textgym", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_list_names_envs_tasks_and_rewards():
+def test_list_names_envs_tasks_rewards_and_agents():
     result = run("list")
     assert result.returncode == 0, result.stderr
-    for name in ("TokenGen-v0", "keywords", "token_accuracy"):
+    for name in ("TokenGen-v0", "TokenEdit-v0", "NERTag-v0", "keywords", "token_accuracy", "maskable-ppo", "lm-ppo"):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "list", "train", "eval", "play", "bench"])
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: textgym {command}")
 
 
 @pytest.mark.parametrize("env_id", ["TokenGen-Keywords-v0", "TokenEdit-Compress-v0", "NERTag-Entities-v0"])
@@ -32,3 +40,69 @@ def test_unknown_env_is_a_one_line_error():
 def test_bad_steps_is_rejected_by_the_parser():
     result = run("demo", "--steps", "-5")
     assert result.returncode == 2 and "must be a positive integer" in result.stderr
+
+
+@pytest.mark.parametrize("agent, agent_kwargs", [
+    ("tabular-q", {}),
+    ("dqn", {"learning_starts": 50}),
+    ("sb3-ppo", {"n_steps": 60, "batch_size": 30}),
+    ("maskable-ppo", {"n_steps": 60, "batch_size": 30}),
+    ("lm-ppo", {"mle_epochs": 1, "n_envs": 4}),
+])
+def test_train_writes_a_run_folder_that_eval_reads(tmp_path, agent, agent_kwargs):
+    out = tmp_path / "run"
+    result = run("train", "--env", "TokenGen-Copy-v0", "--agent", agent, "--steps", "300", "--out", str(out),
+                 "--env-kwargs", '{"reward_mode": "dense"}', "--agent-kwargs", json.dumps(agent_kwargs),
+                 "--eval-every", "100", "--eval-episodes", "5", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert {"config.json", "metrics.csv", "eval.csv", "curve.png"} <= {p.name for p in out.iterdir()}
+    config = json.loads((out / "config.json").read_text())
+    assert config == {"env": "TokenGen-Copy-v0", "env_kwargs": {"reward_mode": "dense"}, "agent": agent,
+                      "agent_kwargs": agent_kwargs, "steps": 300, "seed": 0}
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert int(rows[-1]["step"]) == sum(int(row["length"]) for row in rows) >= 250
+    assert "metric/token_accuracy" in rows[0]
+    evaluations = list(csv.DictReader((out / "eval.csv").open()))
+    assert [int(row["step"]) // 100 for row in evaluations][:2] == [1, 2]
+    assert all(0.0 <= float(row["token_accuracy"]) <= 1.0 for row in evaluations)
+    result = run("eval", str(out), "--episodes", "4", "--samples", "1")
+    assert result.returncode == 0, result.stderr
+    assert f"{agent} on TokenGen-Copy-v0, 4 episodes" in result.stdout and "token_accuracy" in result.stdout
+
+
+def test_play_reads_actions_from_piped_input():
+    prompt = run_with_input("play", "TokenGen-Copy-v0", stdin="")
+    assert prompt.returncode == 0, prompt.stderr
+    words = prompt.stdout.split("prompt: ")[1].splitlines()[0].split()
+    result = run_with_input("play", "TokenGen-Copy-v0", stdin="\n".join(["zzz", *words]) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "not a legal action: 'zzz'" in result.stdout
+    assert "episode over: return 1.000; metrics: token_accuracy 1.000" in result.stdout
+
+
+def test_play_shows_edit_operations_and_tags():
+    edit = run_with_input("play", "TokenEdit-Compress-v0", stdin="stop\n")
+    assert "0=keep" in edit.stdout and "episode over" in edit.stdout
+    tags = run_with_input("play", "NERTag-v0", stdin="")
+    assert "=B-PER" in tags.stdout and "no more input" in tags.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "no/such/run"], "no run folder or checkpoint at no/such/run"),
+    (["train", "--env", "TokenGen-v9", "--agent", "dqn", "--out", "x"], "unknown env id 'TokenGen-v9'; textgym ids:"),
+    (["play", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+    (["train", "--env", "TokenGen-v0", "--agent", "dqn", "--out", "x", "--env-kwargs", "{bad"], "not valid JSON"),
+    (["train", "--env", "TokenGen-v0", "--agent", "dqn", "--out", "x", "--agent-kwargs", '{"nope": 1}'], "nope"),
+    (["train", "--env", "TokenGen-v0", "--agent", "sb3-ppo", "--out", "x", "--agent-kwargs", '{"nope": 1}'],
+     "bad --agent-kwargs for sb3-ppo"),
+])
+def test_errors_are_one_line_without_traceback(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "textgym", *args], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def run_with_input(*args, stdin: str):
+    return subprocess.run([sys.executable, "-m", "textgym", *args], input=stdin, capture_output=True, text=True,
+                          timeout=120)
