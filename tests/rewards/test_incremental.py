@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import textgym  # noqa: F401  (registers the ids)
 from textgym.rewards import make_reward
 from textgym.rewards.incremental import (
+    AppendedBleu,
     IncrementalBleu,
     IncrementalReward,
     IncrementalRougeL,
@@ -80,6 +81,34 @@ def test_unsupported_metrics_are_reported():
     with pytest.raises(IndexError):
         IncrementalBleu(["a"]).delete(0)
 
+
+
+# "" appends nothing (as pad/eos decode); "a b" is one action that writes two words
+APPENDED_WORDS = ["", *WORDS, "a b"]
+batch_step = st.tuples(st.lists(st.sampled_from(range(len(APPENDED_WORDS))), min_size=3, max_size=3),
+                       st.lists(st.booleans(), min_size=3, max_size=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(refs=st.lists(references, min_size=1, max_size=3), examples=st.lists(st.integers(0, 2), min_size=3, max_size=3),
+       steps=st.lists(batch_step, max_size=12))
+def test_appended_bleu_of_many_rows_equals_bleu_of_each_text(refs, examples, steps):
+    """Three rows append words (or reset, the boolean) at once; every row's value is bleu()."""
+    examples = np.array(examples) % len(refs)
+    rows, texts = np.arange(3), [[], [], []]
+    tracker = AppendedBleu(APPENDED_WORDS, refs, n_rows=3, max_words=12)
+    tracker.reset(rows, examples)
+    for word_ids, resets in steps:
+        reset = rows[np.array(resets)]
+        tracker.reset(reset, examples[reset])
+        for r in reset:
+            texts[r] = []
+        tracker.append(rows, np.array(word_ids))
+        for r, w in zip(rows, word_ids):
+            texts[r].append(APPENDED_WORDS[w])
+        values = tracker.values(rows)
+        for r in rows:
+            assert values[r] == bleu(" ".join(w for w in texts[r] if w), refs[examples[r]])
 
 
 def assert_dense_rewards_rescore_the_text(env, n_episodes=20):

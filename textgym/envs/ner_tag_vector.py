@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from textgym.envs.base import example_index
 from textgym.envs.ner_tag import _B, _I, NERTagEnv
 from textgym.envs.vector_base import TextVectorEnv
 from textgym.metrics import precision_recall_f1
@@ -73,8 +72,8 @@ class NERTagVectorEnv(TextVectorEnv):
 
     def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
         examples = self.env.examples
-        for i in rows:
-            self._example[i] = e = example_index(options, len(examples), self._rngs[i])
+        self._example[rows] = indices = self._draw_examples(rows, options)
+        for i, e in zip(rows.tolist(), indices.tolist()):
             self._pieces[i] = list(examples[e].tokens)
         self._position[rows] = 0
         self._chosen[rows] = 0

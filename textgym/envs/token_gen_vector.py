@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from textgym.envs.base import example_index
 from textgym.envs.token_gen import TokenGenEnv
 from textgym.envs.vector_base import TextVectorEnv
-from textgym.rewards import EpisodeReward
+from textgym.rewards.incremental import AppendedBleu, IncrementalReward
+from textgym.rewards.metrics import bleu
 
 
 class TokenGenVectorEnv(TextVectorEnv):
@@ -21,6 +21,12 @@ class TokenGenVectorEnv(TextVectorEnv):
     (next-step autoreset). Infos: ``text`` and ``action_mask`` for every sub-env, ``prompt``
     for sub-envs that reset, ``metrics`` for sub-envs whose episode ended, each with its
     ``_key`` mask.
+
+    Rewards equal the single env's. The reward's metrics score each finished text, except
+    that a dense BLEU reward takes phi (the reward of the text so far) from one
+    :class:`~textgym.rewards.incremental.AppendedBleu` for all sub-envs, finished texts
+    included, as it equals ``bleu()`` exactly. Other dense rewards keep phi with an
+    incremental scorer per sub-env where the metrics have one, else by rescoring the text.
     """
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
@@ -35,32 +41,51 @@ class TokenGenVectorEnv(TextVectorEnv):
             ids = env.encoded_prompt(index)
             self._split_prompt_ids[index, : len(ids)] = ids
             self._split_prompt_mask[index, : len(ids)] = 1
+        self._prompts = np.array([example.prompt for example in env.examples], dtype=object)
         self._example_index = np.zeros(num_envs, dtype=np.int64)
         self._output_ids = np.full((num_envs, self.max_new_tokens), pad, dtype=np.int64)
         self._output_mask = np.zeros((num_envs, self.max_new_tokens), dtype=np.int64)
         self._position = np.zeros(num_envs, dtype=np.int64)
-        self._examples = [env.examples[0]] * num_envs
-        self._outputs: list[list[int]] = [[] for _ in range(num_envs)]
         self._texts = np.full(num_envs, "", dtype=object)
-        self._rewards = [EpisodeReward(env.reward, env.reward_mode, env.word_edits) for _ in range(num_envs)]
         self._static_masks = np.broadcast_to(env._static_mask, (num_envs, len(env._static_mask)))
 
+        # a word vocabulary decodes to the space-join of the words written (pad, bos and
+        # eos decode to nothing), so texts grow by a word a step instead of being decoded
+        self._words: np.ndarray | None = None
+        if env.word_edits:
+            self._words = np.array([env.decoded_word(i) for i in range(len(self.vocab))], dtype=object)
+            self._shown = np.ones(len(self.vocab), dtype=bool)
+            self._shown[[self.vocab.pad_id, self.vocab.bos_id, self.vocab.eos_id]] = False
+        self._n_words = np.zeros(num_envs, dtype=np.int64)
+
+        # dense rewards: phi of every sub-env, and what keeps it up to date as words come
+        self._potential = np.zeros(num_envs, dtype=np.float64)
+        self._bleu: AppendedBleu | None = None
+        self._scorers: list[IncrementalReward | None] | None = None
+        tracks_words = env._episode_reward.tracks_words
+        if tracks_words and [metric for _, metric, _ in env.reward.terms] == [bleu]:
+            self._bleu_name, _, self._bleu_weight = env.reward.terms[0]
+            references = [example.references for example in env.examples]
+            self._bleu = AppendedBleu(list(self._words), references, num_envs, self.max_new_tokens)
+        elif tracks_words:
+            self._scorers = [None] * num_envs  # each sub-env's is made on its reset
+
     def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
-        examples, rngs = self.env.examples, self._rngs
-        indices = [example_index(options, len(examples), rngs[i]) for i in rows.tolist()]
-        prompts = []
-        for i, index in zip(rows.tolist(), indices):
-            example = self._examples[i] = examples[index]
-            self._outputs[i] = []
-            self._rewards[i].reset(example.references, example.prompt)
-            prompts.append(example.prompt)
+        indices = self._draw_examples(rows, options)
         self._example_index[rows] = indices
         self._output_ids[rows] = self.vocab.pad_id
         self._output_mask[rows] = 0
         self._position[rows] = 0
         self._texts[rows] = ""
+        self._n_words[rows] = 0
+        self._potential[rows] = 0.0
+        if self._bleu is not None:
+            self._bleu.reset(rows, indices)
+        elif self._scorers is not None:
+            for i, index in zip(rows.tolist(), indices.tolist()):
+                self._scorers[i] = IncrementalReward(self.env.reward, self.env.examples[index].references)
         self._set_info(infos, "text", rows, "")
-        self._set_info(infos, "prompt", rows, prompts)
+        self._set_info(infos, "prompt", rows, self._prompts[indices])
 
     def _step_envs(self, rows, actions, rewards, terminated, truncated, infos) -> None:
         eos = actions == self.vocab.eos_id
@@ -71,18 +96,61 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._output_mask[writing, positions] = 1
         self._position[writing] = positions + 1
         truncated[writing] = positions + 1 >= self.max_new_tokens
-        decode, texts, outputs, report = self.vocab.decode, self._texts, self._outputs, self.env.report_appended
-        for i, token in zip(writing.tolist(), tokens.tolist()):
-            outputs[i].append(token)
-            texts[i] = decode(outputs[i])
-            report(self._rewards[i], token)
-        done = terminated | truncated
-        dense = self.env.reward_mode == "dense"
-        for i in rows.tolist() if dense else np.flatnonzero(done).tolist():
-            rewards[i] = self._rewards[i].step(texts[i], bool(done[i]))
-        ended = np.flatnonzero(done)
-        self._set_metrics(infos, ended, [self._rewards[i].metrics for i in ended.tolist()])
-        self._set_info(infos, "text", rows, texts[rows])
+        self._append_texts(writing, tokens)
+
+        done = terminated[rows] | truncated[rows]
+        ended = rows[done]
+        if self.env.reward_mode == "sparse":
+            rewards[ended], metrics = self._final_scores(ended)
+        else:
+            potential, metrics = self._potentials(rows, done, writing, tokens)
+            rewards[rows] = potential - self._potential[rows]
+            self._potential[rows] = potential
+        self._set_metrics(infos, ended, metrics)
+        self._set_info(infos, "text", rows, self._texts[rows])
+
+    def _append_texts(self, rows: np.ndarray, tokens: np.ndarray) -> None:
+        """Update the texts of ``rows``, which wrote ``tokens``."""
+        if self._words is None:  # other vocabularies decode the whole output again
+            for i in rows.tolist():
+                self._texts[i] = self.vocab.decode(self._output_ids[i, : self._position[i]].tolist())
+            return
+        shown = self._shown[tokens]
+        rows, words = rows[shown], self._words[tokens[shown]]
+        texts = self._texts[rows]
+        self._texts[rows] = np.where(self._n_words[rows] > 0, texts + " " + words, words)
+        self._n_words[rows] += 1
+
+    def _final_scores(self, rows: np.ndarray) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """The reward and metrics of the texts of ``rows``, scored by the metrics themselves."""
+        reward, examples = self.env.reward, self.env.examples
+        scores = [
+            reward(self._texts[i], examples[index].references, examples[index].prompt)
+            for i, index in zip(rows.tolist(), self._example_index[rows].tolist())
+        ]
+        return np.array([value for value, _ in scores], dtype=np.float64), [metrics for _, metrics in scores]
+
+    def _potentials(self, rows: np.ndarray, done: np.ndarray, writing: np.ndarray,
+                    tokens: np.ndarray) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """phi of the texts of ``rows`` after ``writing`` wrote ``tokens``, and the metrics of
+        the finished ones (``rows[done]``)."""
+        if self._bleu is not None:
+            # the tracker's BLEU equals bleu() of the text exactly (the same n-gram counts
+            # through the same bleu_from_counts), so it scores finished texts too
+            self._bleu.append(writing, tokens)
+            values = self._bleu.values(rows)
+            return self._bleu_weight * values, [{self._bleu_name: value} for value in values[done].tolist()]
+        potential = np.empty(rows.size, dtype=np.float64)
+        # as EpisodeReward: finished texts are scored by the metrics themselves
+        potential[done], metrics = self._final_scores(rows[done])
+        going = rows[~done]
+        if self._scorers is not None:
+            for i, token in zip(writing.tolist(), tokens.tolist()):
+                self._scorers[i].append(self._words[token])
+            potential[~done] = [self._scorers[i].value for i in going.tolist()]
+        else:
+            potential[~done] = self._final_scores(going)[0]
+        return potential, metrics
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
@@ -100,7 +168,8 @@ class TokenGenVectorEnv(TextVectorEnv):
         masks = np.empty(self._static_masks.shape, dtype=bool)
         for i in range(self.num_envs):
             # the blueprint's mask_fn check runs on this sub-env's prompt and output
-            env.prompt_token_ids, env.output_token_ids = self._prompt_token_ids(i), self._outputs[i]
+            env.prompt_token_ids = self._prompt_token_ids(i)
+            env.output_token_ids = self._output_ids[i, : self._position[i]].tolist()
             masks[i] = env._legal_mask()
         return masks
 

@@ -18,7 +18,10 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from textgym.envs.base import TextEnv
+from textgym.envs.base import TextEnv, example_index
+
+# example indices each sub-env's generator draws at a time (see _draw_examples)
+_DRAW_BATCH = 64
 
 
 class TextVectorEnv(VectorEnv):
@@ -27,7 +30,8 @@ class TextVectorEnv(VectorEnv):
     ``_observation()`` and ``_legal_masks()``.
 
     Sub-env i draws its examples from its own generator, seeded ``seed + i`` as
-    ``SyncVectorEnv`` seeds its sub-envs, so the two give the same episodes.
+    ``SyncVectorEnv`` seeds its sub-envs, so the two give the same episodes
+    (``_draw_examples``).
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -51,6 +55,9 @@ class TextVectorEnv(VectorEnv):
         self.report_action_mask = env.report_action_mask
         self.render_mode = None
         self._rngs = [seeding.np_random()[0] for _ in range(num_envs)]
+        # the next example indices of each generator, drawn ahead; _DRAW_BATCH = none left
+        self._draws = np.zeros((num_envs, _DRAW_BATCH), dtype=np.int64)
+        self._next_draw = np.full(num_envs, _DRAW_BATCH, dtype=np.int64)
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
         # NEXT_STEP autoreset: sub-envs whose episode ended reset on the next step() call
         self._autoreset = np.zeros(num_envs, dtype=bool)
@@ -86,6 +93,7 @@ class TextVectorEnv(VectorEnv):
         for i in rows:
             if seeds[i] is not None:
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
+                self._next_draw[i] = _DRAW_BATCH
         infos: dict[str, Any] = {}
         self._reset_rows(rows, options or None, infos)
         self._started = True
@@ -130,6 +138,22 @@ class TextVectorEnv(VectorEnv):
     def _reset_rows(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
         self._elapsed[rows] = 0
         self._reset_envs(rows, options, infos)
+
+    def _draw_examples(self, rows: np.ndarray, options: dict | None) -> np.ndarray:
+        """The example index of each sub-env in ``rows`` that resets: ``options["index"]``,
+        else the next draw of the sub-env's own generator, as the single env's reset draws it.
+        A generator draws ``_DRAW_BATCH`` indices at a time (the same numbers as one call per
+        reset), so that most resets are an array lookup instead of a generator call."""
+        n_examples = len(self.env.examples)
+        if (options or {}).get("index") is not None:
+            return np.full(rows.size, example_index(options, n_examples, self._rngs[rows[0]]), dtype=np.int64)
+        used_up = rows[self._next_draw[rows] == _DRAW_BATCH]
+        for i in used_up.tolist():
+            self._draws[i] = self._rngs[i].integers(n_examples, size=_DRAW_BATCH)
+        self._next_draw[used_up] = 0
+        indices = self._draws[rows, self._next_draw[rows]]
+        self._next_draw[rows] += 1
+        return indices
 
     def _checked_actions(self, actions: Any) -> np.ndarray:
         array = np.asarray(actions)

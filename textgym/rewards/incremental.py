@@ -9,15 +9,20 @@ keeps the hypothesis n-gram counts and the clipped matches per reference; an edi
 only the n-grams that overlap it (O(1) per word for n-gram metrics, O(|ref|) per appended
 word for ROUGE-L, O(|ref| * words after the edit) for a ROUGE-L edit inside the text).
 Values equal the full recomputation (``textgym.rewards.metrics``) up to float rounding.
+
+:class:`AppendedBleu` follows the BLEU of many texts that only grow (a native vector env's
+sub-envs) at once, with array operations instead of one scorer per text.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rouge_score.scoring import fmeasure
 
 from textgym.rewards.metrics import (
@@ -264,3 +269,114 @@ class IncrementalReward:
     @property
     def value(self) -> float:
         return sum(weight * scorer.value for scorer, weight in self.terms)
+
+
+class AppendedBleu:
+    """Sentence BLEU / 100 of ``n_rows`` texts that only grow by appended words (the outputs
+    of a native TokenGen vector env, one row per sub-env), equal to :class:`IncrementalBleu`'s
+    value, updated for all rows at once with array operations.
+
+    Metric tokens (13a) become ids. A row keeps its text's token ids, its clipped n-gram
+    matches per order and its example; each example's references are kept as token ids.
+    Appending a token counts, for every row at once, how often each n-gram ending at it
+    occurs earlier in the row and in each reference. BLEU is a function of (matches per
+    order, length, closest reference length), so each distinct state is scored once by
+    :func:`bleu_from_counts`, exactly as ``IncrementalBleu.value`` scores it.
+    """
+
+    # distinct states scored before the cache of scores is emptied (it only saves time)
+    _MAX_SCORES = 1 << 16
+
+    def __init__(self, words: Sequence[str], references: Sequence[Sequence[str]], n_rows: int, max_words: int):
+        """``words[i]`` is what token id i appends ("" for nothing), ``references[e]`` are
+        example e's references, and a row gets at most ``max_words`` words."""
+        ids: dict[str, int] = {}
+        word_tokens = [[ids.setdefault(token, len(ids)) for token in _tokens_13a(word)] for word in words]
+        width = max(max(map(len, word_tokens)), 1)  # the most tokens a word appends
+        self._word_sizes = np.array([len(tokens) for tokens in word_tokens], dtype=np.int64)
+        self._word_tokens = np.zeros((len(words), width), dtype=np.int32)
+        for i, tokens in enumerate(word_tokens):
+            self._word_tokens[i, : len(tokens)] = tokens
+
+        # references as token ids padded with -1, also the id of tokens no word writes, so
+        # that n-grams with a -1 match nothing
+        tokenized = [[word_tokenize(reference) for reference in refs] for refs in references]
+        n_refs = max(map(len, tokenized))
+        ref_size = max(len(tokens) for refs in tokenized for tokens in refs)
+        size = max_words * width
+        self._refs = np.full((len(references), n_refs, ref_size), -1, dtype=np.int32)
+        # reference lengths, padded with one that is never the closest to a text's length
+        far = 2 * (size + ref_size) + 1
+        self._ref_lens = np.full((len(references), n_refs), far, dtype=np.int64)
+        for e, refs in enumerate(tokenized):
+            for k, tokens in enumerate(refs):
+                self._refs[e, k, : len(tokens)] = [ids.get(token, -1) for token in tokens]
+                self._ref_lens[e, k] = len(tokens)
+
+        self._tokens = np.zeros((n_rows, size), dtype=np.int32)
+        self._length = np.zeros(n_rows, dtype=np.int64)
+        self._matched = np.zeros((n_rows, _MAX_ORDER), dtype=np.int64)
+        self._example = np.zeros(n_rows, dtype=np.int64)
+        # a state's key: its numbers in mixed radix (Python ints where int64 would overflow)
+        radix = [size + 1] * (_MAX_ORDER + 1) + [far + 1]
+        self._key_dtype = np.int64 if math.prod(radix) < 2**63 else object
+        self._key_weights = np.array([math.prod(radix[i + 1 :]) for i in range(len(radix))], dtype=self._key_dtype)
+        self._scores: dict[int, float] = {}
+
+    def reset(self, rows: np.ndarray, examples: np.ndarray) -> None:
+        """Empty the texts of ``rows``, which are now scored against ``examples``' references."""
+        self._length[rows] = 0
+        self._matched[rows] = 0
+        self._example[rows] = examples
+
+    def append(self, rows: np.ndarray, word_ids: np.ndarray) -> None:
+        """Append word ``word_ids[j]`` to the text of row ``rows[j]``."""
+        sizes, tokens = self._word_sizes[word_ids], self._word_tokens[word_ids]
+        for t in range(sizes.max(initial=0)):
+            has = sizes > t
+            self._append_token(rows[has], tokens[has, t])
+
+    def _append_token(self, rows: np.ndarray, token: np.ndarray) -> None:
+        end = self._length[rows]  # the new token's position: the new n-grams end there
+        self._tokens[rows, end] = token
+        self._length[rows] = end + 1
+        tokens, refs = self._tokens[rows], self._refs[self._example[rows]]
+        picked = np.arange(rows.size)
+        # same[j, s] (ref_same[j, k, s]): the n-gram starting at s in row j's text (in its
+        # k-th reference) equals row j's new n-gram, for n = 1, then 2, ...; the text's
+        # n-grams count only if they end before the new token
+        same = (tokens == token[:, None]) & (np.arange(tokens.shape[1]) < end[:, None])
+        ref_same = refs == token[:, None, None]
+        matches = np.zeros((rows.size, _MAX_ORDER), dtype=bool)
+        for n in range(1, _MAX_ORDER + 1):
+            if n > 1:  # n-grams that start with the new one's first token, then its (n-1)-gram
+                first = tokens[picked, np.maximum(end - n + 1, 0)]
+                same = same[:, 1:] & (tokens[:, : 1 - n] == first[:, None])
+                ref_same = ref_same[:, :, 1:] & (refs[:, :, : 1 - n] == first[:, None, None])
+            # as IncrementalBleu: the new n-gram's c-th occurrence matches while some
+            # reference has it c times
+            matches[:, n - 1] = (end >= n - 1) & (same.sum(axis=1) < ref_same.sum(axis=2).max(axis=1))
+        self._matched[rows] += matches
+
+    def values(self, rows: np.ndarray) -> np.ndarray:
+        """BLEU / 100 of the texts of ``rows``."""
+        length = self._length[rows]
+        ref_lens = self._ref_lens[self._example[rows]]
+        # sacreBLEU's closest reference length, the shorter one on ties
+        distance = 2 * np.abs(ref_lens - length[:, None]) + (ref_lens > length[:, None])
+        closest = ref_lens[np.arange(rows.size), distance.argmin(axis=1)]
+        states = np.column_stack([self._matched[rows], length, closest])
+        keys, first, inverse = np.unique(states.astype(self._key_dtype) @ self._key_weights,
+                                         return_index=True, return_inverse=True)
+        if len(self._scores) > self._MAX_SCORES:
+            self._scores.clear()
+        scores = [self._score(key, states[j]) for key, j in zip(keys.tolist(), first.tolist())]
+        return np.array(scores, dtype=np.float64)[inverse]
+
+    def _score(self, key: int, state: np.ndarray) -> float:
+        score = self._scores.get(key)
+        if score is None:
+            *matched, length, ref_len = state.tolist()
+            totals = [max(0, length - n) for n in range(_MAX_ORDER)]
+            score = self._scores[key] = bleu_from_counts(matched, totals, length, (ref_len,))
+        return score
