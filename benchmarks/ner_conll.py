@@ -5,7 +5,8 @@
 By default it trains on ``../shared/data/wnut17/train.conll`` and tests on
 ``dev.conll`` next to it, when they are present. Without ``--test`` the training file is
 scored too (memorisation, not generalisation). The agent and its observation are the
-ones of ``examples/ner_entities.py`` (a 5-word window, word shapes, embedded ids).
+ones of ``examples/05_maskable_ppo_ner.py`` (a 5-word window, word shapes, ids embedded by
+``textgym.sb3.policy_kwargs``).
 ``TEXTGYM_QUICK=1`` trains for a few hundred steps only.
 """
 
@@ -24,12 +25,9 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import textgym  # noqa: F401
 from textgym.metrics import ner_report
+from textgym.sb3 import policy_kwargs
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-from ner_entities import EmbedIds  # noqa: E402
-
-WNUT = ROOT.parent / "shared" / "data" / "wnut17"
+WNUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "wnut17"
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,7 +70,7 @@ def main() -> int:
     envs = make_vec_env("NERTag-v0", n_envs=8, seed=args.seed, env_kwargs={**kwargs, "render_mode": None})
     model = MaskablePPO(
         "MultiInputPolicy", envs, n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, ent_coef=0.01,
-        policy_kwargs={"features_extractor_class": EmbedIds, "net_arch": [64]}, seed=args.seed, verbose=0,
+        policy_kwargs=policy_kwargs(envs, net_arch=[64]), seed=args.seed, verbose=0,
     )
     start = time.perf_counter()
     model.learn(total_timesteps=args.steps)

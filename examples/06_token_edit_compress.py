@@ -1,4 +1,4 @@
-"""Sentence compression by deletion: MaskablePPO learns which words of a sentence to drop.
+"""What an agent learns depends on how it sees the text: MaskablePPO compresses once it sees the words at the cursor.
 
 TokenEdit-v0 in "compress" mode gives the agent three actions at each word (keep, delete,
 stop) and pays ROUGE-L against the core sentence, densely: each deletion is rewarded by
@@ -7,10 +7,10 @@ how much it raised the score. The script prints test scores before and after tra
 SB3's ``MultiInputPolicy`` reads id arrays as plain numbers, which its MLP cannot tell
 apart: on the raw observation it learns little more than "keep everything". A small
 wrapper shows it one-hot codes of the words around the cursor instead, and it learns to
-compress. The lesson: what an agent can learn depends on how it sees the text.
+compress. Lesson 04 makes the same point with SB3 PPO and ``textgym.sb3.policy_kwargs``.
 
-    python examples/token_edit_compress.py                   # about 30 s on 2 CPU cores
-    TEXTGYM_QUICK=1 python examples/token_edit_compress.py   # a few seconds, for CI
+    python examples/06_token_edit_compress.py                   # 43 s on 2 shared CPU cores
+    TEXTGYM_QUICK=1 python examples/06_token_edit_compress.py   # a smoke run, 10 s
 """
 
 import os

@@ -1,12 +1,13 @@
-"""LM-PPO on keywords: warm-start a tiny GPT-2 by MLE, then fine-tune it with PPO on BLEU.
+"""PPO fine-tunes a language model through env.step: an MLE-warm-started tiny GPT-2 learns to raise its BLEU.
 
 The lesson: supervised learning gets the LM close (it imitates the references), and PPO,
 rewarded by BLEU through ``env.step`` and held near the warm-start model by a KL penalty,
 turns that into higher-scoring sentences. Prints samples before and after, the reward and
-KL curves, and saves them to ``docs/lm_ppo_keywords.png`` when matplotlib is installed.
+KL curves, and saves them to ``docs/lm_ppo_keywords.png`` (next to this folder, whatever
+the working directory) when matplotlib is installed; a QUICK run writes no file.
 
-    python examples/lm_ppo_keywords.py          # ~50 s on 2 CPU cores
-    TEXTGYM_QUICK=1 python examples/lm_ppo_keywords.py   # a smoke run
+    python examples/07_lm_ppo_keywords.py                   # 60 s on 2 shared CPU cores
+    TEXTGYM_QUICK=1 python examples/07_lm_ppo_keywords.py   # a smoke run, 10 s
 """
 
 import os
@@ -99,5 +100,6 @@ if not QUICK:
         bottom.set_xlabel("env steps")
         fig.suptitle("LM-PPO on keywords after an MLE warm start")
         path = Path(__file__).resolve().parents[1] / "docs" / "lm_ppo_keywords.png"
+        path.parent.mkdir(exist_ok=True)
         fig.savefig(path, dpi=100, bbox_inches="tight")
         print(f"curves saved to {path}")
