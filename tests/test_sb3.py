@@ -102,7 +102,8 @@ def test_policy_kwargs_build_every_algorithm_on_every_env(env_id, algo):
 def test_policy_kwargs_take_wrapped_and_vector_envs():
     vec_env = make_vec_env("TokenGen-v0", n_envs=2, env_kwargs={"render_mode": None})
     wrapped = gym.wrappers.RecordEpisodeStatistics(gym.make("TokenGen-v0"))
-    assert policy_kwargs(vec_env) == policy_kwargs(wrapped)
+    gymnasium_vector_env = gym.make_vec("TokenGen-v0", num_envs=3)
+    assert policy_kwargs(vec_env) == policy_kwargs(wrapped) == policy_kwargs(gymnasium_vector_env)
     PPO("MultiInputPolicy", vec_env, policy_kwargs=policy_kwargs(vec_env), n_steps=8, batch_size=16).learn(16)
 
 

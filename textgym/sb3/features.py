@@ -193,13 +193,14 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
 
 def policy_kwargs(env: Any, **overrides: Any) -> dict[str, Any]:
     """``policy_kwargs`` for PPO, A2C, DQN or MaskablePPO with ``"MultiInputPolicy"`` on a
-    textgym env (a ``gym.Env``, a wrapped env or a ``VecEnv``).
+    textgym env (a ``gym.Env``, a wrapped env, an SB3 ``VecEnv`` or a Gymnasium vector env).
 
     ``overrides`` naming an extractor argument (``embed_dim``, ``encoder``, ``hidden_dim``,
     ``n_layers``, ``n_heads``, ``pointed_tokens``) go to :class:`TokenFeaturesExtractor`; any other (``net_arch``,
     ``activation_fn``, ...) goes to the policy itself.
     """
-    observation_space = getattr(env, "observation_space", None)
+    # a Gymnasium vector env's observation_space is batched; its single_observation_space is not
+    observation_space = getattr(env, "single_observation_space", getattr(env, "observation_space", None))
     if observation_space is None:
         raise ValueError(f"expected a gym.Env or VecEnv with an observation_space, got {type(env).__name__}")
     check_observation_space(observation_space)
