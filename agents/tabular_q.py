@@ -61,13 +61,20 @@ class TabularQAgent(Agent):
         self.tables: list[dict[bytes, np.ndarray]] = [{} for _ in range(2 if self.config.double_q else 1)]
 
     def q_values(self, state: bytes, table: int | None = None) -> np.ndarray:
-        """Q(s, .) from one table, or the sum of both for double Q (what acting uses)."""
+        """Q(s, .) from one table, or the sum of both for double Q (what acting uses). An
+        unseen state reads as ``q_init``; only updates add rows, so acting (evaluation
+        included) never grows the table."""
         if table is not None:
             row = self.tables[table].get(state)
-            if row is None:
-                row = self.tables[table][state] = np.full(self.n_actions, self.config.q_init)
-            return row
+            return row if row is not None else np.full(self.n_actions, self.config.q_init)
         return sum(self.q_values(state, t) for t in range(len(self.tables)))
+
+    def _row(self, state: bytes, table: int) -> np.ndarray:
+        """The row of ``state`` in ``table``, created on its first update."""
+        row = self.tables[table].get(state)
+        if row is None:
+            row = self.tables[table][state] = np.full(self.n_actions, self.config.q_init)
+        return row
 
     def act(self, obs: Any, info: dict | None = None, deterministic: bool = True) -> int:
         mask = legal_mask(info, self.n_actions)
@@ -104,7 +111,7 @@ class TabularQAgent(Agent):
             if not terminated:  # a truncated episode still has a future: bootstrap it
                 best_next = masked_argmax(self.q_values(next_state, updated), next_mask)
                 target += cfg.gamma * self.q_values(next_state, evaluator)[best_next]
-            q = self.q_values(state, updated)
+            q = self._row(state, updated)
             q[action] += alpha * (target - q[action])
 
             self.num_timesteps += 1

@@ -41,3 +41,13 @@ def test_state_fn_and_epsilon_schedule_validation():
         TabularQAgent(env, epsilon_schedule="cosine")
     with pytest.raises(ValueError, match="gamma must be in \\[0, 1\\]"):
         TabularQAgent(env, gamma=1.5)
+
+
+def test_acting_on_unseen_states_does_not_grow_the_table():
+    env = gym.make("TokenGen-Copy-v0", reward_mode="dense")
+    agent = TabularQAgent(env, seed=0).learn(200)
+    n_states = agent.n_states
+    evaluate(agent, gym.make("TokenGen-Copy-v0", split="test"), n_episodes=20, seed=123)
+    assert agent.n_states == n_states
+    unseen = agent.q_values(b"never seen")
+    assert unseen.shape == (env.action_space.n,) and np.all(unseen == agent.config.q_init)
