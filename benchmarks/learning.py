@@ -26,6 +26,7 @@ import torch
 
 import textgym  # noqa: F401
 from agents import DQNAgent, RandomAgent, TabularQAgent, evaluate
+from textgym.training import SB3Agent
 
 EVAL_EPISODES = 200
 EVAL_SEED = 10_000
@@ -53,16 +54,12 @@ CASES = {
 }
 
 
-class SB3Policy:
+class SB3Policy(SB3Agent):
     """An SB3 model behind the textgym ``act(obs, info)`` interface, with its curve."""
 
     def __init__(self, model: Any, monitor: Any, masked: bool):
-        self.model, self.monitor, self.masked = model, monitor, masked
-
-    def act(self, obs: Any, info: dict | None = None, deterministic: bool = True) -> int:
-        kwargs = {"action_masks": np.asarray(info["action_mask"], dtype=bool)} if self.masked else {}
-        action, _ = self.model.predict(obs, deterministic=deterministic, **kwargs)
-        return int(action)
+        super().__init__(model, masked)
+        self.monitor = monitor
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         return np.cumsum(self.monitor.get_episode_lengths()), np.asarray(self.monitor.get_episode_rewards())
