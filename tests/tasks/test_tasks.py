@@ -61,8 +61,8 @@ def test_jsonl_with_source_and_target_keys(tmp_path):
     [
         ('{"prompt": "p"', "bad.jsonl:2: invalid JSON"),
         ('{"prompt": "p"}', "bad.jsonl:2: missing field; expected one of \\['references', 'target'\\]"),
-        ('{"prompt": 3, "target": "t"}', "bad.jsonl:2: 'prompt' must be a string"),
-        ('{"prompt": "p", "references": []}', "bad.jsonl:2: references must be a non-empty list"),
+        ('{"prompt": 3, "target": "t"}', "bad.jsonl:2: 'prompt' must be a str, got int: 3"),
+        ('{"prompt": "p", "references": []}', "bad.jsonl:2: 'references' must be a non-empty list of str, got \\[\\]"),
         ('["p"]', "bad.jsonl:2: expected a JSON object, got list"),
     ],
 )

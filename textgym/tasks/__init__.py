@@ -37,7 +37,11 @@ def load_task(
     """
     tagged = example_type is TaggedSentence
     builtins = sorted(name for name in BUILTIN_TASKS if (name in TAGGED_TASKS) == tagged)
-    task_kwargs = dict(task_kwargs or {})
+    if task_kwargs is None:
+        task_kwargs = {}
+    if not isinstance(task_kwargs, Mapping) or not all(isinstance(key, str) for key in task_kwargs):
+        raise ValueError(f"task_kwargs must be a dict of keyword arguments by name, got {task_kwargs!r}")
+    task_kwargs = dict(task_kwargs)
     is_builtin = isinstance(task, str) and task in BUILTIN_TASKS
     if is_builtin and task not in builtins:
         raise ValueError(f"task {task!r} is not a {example_type.__name__} task; built-in ones: {builtins}")

@@ -1,7 +1,11 @@
 """Tagged sentences for NER: CoNLL column files, JSONL rows and Hugging Face datasets.
 
-Every loader returns :class:`TaggedSentence` examples with IOB2 tags. Other schemes are
-converted on reading (``scheme=``):
+Every loader returns :class:`TaggedSentence` examples with IOB2 tags. ``tokens`` is a
+list of str, none of them blank (a str there is an error, not a list of characters);
+tags are str, or int ids ``0 .. len(label_names) - 1`` (no bools, no negative ids). Files
+are UTF-8 (a leading byte order mark is skipped), and malformed input raises
+``ValueError`` naming the file and line, or ``row i``. Other schemes are converted on
+reading (``scheme=``):
 
 - ``"iob1"``: ``B-X`` only separates two adjacent entities of one type; an ``I-X`` that
   starts an entity becomes ``B-X``. Valid IOB2 is unchanged by this conversion.
@@ -13,11 +17,14 @@ converted on reading (``scheme=``):
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from textgym.tasks.loaders import is_hf_dataset, read_jsonl
+import numpy as np
+
+from textgym.tasks.loaders import SOURCES, is_hf_dataset, read_jsonl, read_text_lines
 from textgym.tasks.task import TaggedSentence
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")
@@ -42,8 +49,7 @@ def to_iob2(tags: Sequence[str], scheme: str = "auto") -> list[str]:
 
 
 def _to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown tag scheme {scheme!r}; valid: {list(SCHEMES)}")
+    _check_scheme(scheme)
     if scheme == "auto":
         scheme = "bioes" if any(tag[:2] in ("S-", "E-") for tag in tags) else "iob1"
     converted: list[str] = []
@@ -72,11 +78,11 @@ def read_conll(
     """Sentences of a CoNLL column file: one token per line, columns separated by tabs (or
     by spaces when a line has no tab), blank lines between sentences. ``-DOCSTART-`` lines
     are skipped. Malformed lines raise ``ValueError`` naming the file and line."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown tag scheme {scheme!r}; valid: {list(SCHEMES)}")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"task file not found: {path}")
+    token_column, tag_column = _column("token_column", token_column), _column("tag_column", tag_column)
+    if token_column == tag_column:
+        raise ValueError(f"token_column and tag_column are both {token_column}; the tokens and tags need two columns")
+    _check_scheme(scheme)
+    lines = read_text_lines(path)
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -92,29 +98,27 @@ def read_conll(
             tags.clear()
             linenos.clear()
 
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():  # WNUT-17 separates some sentences with a lone tab
-                flush()
-                continue
-            columns = line.split("\t") if "\t" in line else line.split()
-            if len(columns) < 2:
-                raise ValueError(f"{path}:{lineno}: expected a token and a tag, got {line!r}")
-            try:
-                token, tag = columns[token_column].strip(), columns[tag_column].strip()
-            except IndexError:
-                raise ValueError(
-                    f"{path}:{lineno}: {len(columns)} column(s) {columns!r}; token_column={token_column} "
-                    f"and tag_column={tag_column} need more"
-                ) from None
-            if not token or not tag:
-                raise ValueError(f"{path}:{lineno}: expected a token and a tag, got {line!r}")
-            if token == "-DOCSTART-":
-                continue
-            tokens.append(token)
-            tags.append(tag)
-            linenos.append(lineno)
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():  # WNUT-17 separates some sentences with a lone tab
+            flush()
+            continue
+        columns = line.split("\t") if "\t" in line else line.split()
+        if len(columns) < 2:
+            raise ValueError(f"{path}:{lineno}: expected a token and a tag, got {line!r}")
+        try:
+            token, tag = columns[token_column].strip(), columns[tag_column].strip()
+        except IndexError:
+            raise ValueError(
+                f"{path}:{lineno}: {len(columns)} column(s) {columns!r}; token_column={token_column} "
+                f"and tag_column={tag_column} need more"
+            ) from None
+        if not token or not tag:
+            raise ValueError(f"{path}:{lineno}: expected a token and a tag, got {line!r}")
+        if token == "-DOCSTART-":
+            continue
+        tokens.append(token)
+        tags.append(tag)
+        linenos.append(lineno)
     flush()
     if not sentences:
         raise ValueError(f"{path}: no sentences in file")
@@ -131,23 +135,42 @@ def sentence_from_row(
     if not isinstance(row, Mapping):
         raise ValueError(f"{where}: expected an object with 'tokens' and 'tags', got {type(row).__name__}")
     if "tokens" not in row or not ({"tags", "ner_tags"} & row.keys()):
-        raise ValueError(f"{where}: expected fields 'tokens' and 'tags' (or 'ner_tags'), found {sorted(row)}")
+        raise ValueError(f"{where}: expected fields 'tokens' and 'tags' (or 'ner_tags'), found {sorted(map(str, row))}")
     tags = row["tags"] if "tags" in row else row["ner_tags"]
     if not isinstance(tags, (list, tuple)):
-        raise ValueError(f"{where}: tags must be a list, got {type(tags).__name__}")
-    if any(not isinstance(tag, str) for tag in tags):
-        if label_names is None:
-            raise ValueError(f"{where}: integer tags need label names (task_kwargs={{'label_names': [...]}})")
-        try:
-            tags = [label_names[tag] for tag in tags]
-        except (IndexError, TypeError):
-            raise ValueError(f"{where}: tags {tags!r} are not all ids into {len(label_names)} label names") from None
+        raise ValueError(f"{where}: tags must be a list, got {type(tags).__name__}: {reprlib.repr(tags)}")
     try:
-        return TaggedSentence(tuple(row["tokens"]), tuple(_to_iob2(tags, scheme)))
+        if not all(isinstance(tag, str) for tag in tags):
+            tags = _tag_names(tags, label_names)
+        return TaggedSentence(row["tokens"], _to_iob2(tags, scheme))
     except _TagError as err:
         raise ValueError(f"{where}: tag {err.index}: {err}") from None
     except (ValueError, TypeError) as err:
         raise ValueError(f"{where}: {err}") from None
+
+
+def _tag_names(ids: Sequence[Any], label_names: Sequence[str] | None) -> list[str]:
+    """Integer tags looked up in ``label_names``; ids that are negative, bools or not ints are errors."""
+    if label_names is None:
+        raise ValueError("integer tags need label names (task_kwargs={'label_names': [...]})")
+    names = []
+    for i, tag in enumerate(ids):
+        if isinstance(tag, bool) or not isinstance(tag, (int, np.integer)) or not 0 <= tag < len(label_names):
+            raise _TagError(i, f"{tag!r} is not a tag id; ids are ints from 0 to {len(label_names) - 1}, "
+                               "the indexes of label_names")
+        names.append(label_names[tag])
+    return names
+
+
+def _column(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int column index (negative counts from the end), got {value!r}")
+    return int(value)
+
+
+def _check_scheme(scheme: Any) -> None:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}; valid: {list(SCHEMES)}")
 
 
 def load_tagged(
@@ -159,6 +182,13 @@ def load_tagged(
 ) -> list[TaggedSentence]:
     """One split of tagged sentences from a CoNLL or JSONL path, a list of rows, or a HF
     ``Dataset`` (label names come from its ``ner_tags`` ClassLabel feature if not given)."""
+    _check_scheme(scheme)
+    if label_names is not None and (
+        not isinstance(label_names, (list, tuple))
+        or not label_names
+        or not all(isinstance(name, str) for name in label_names)
+    ):
+        raise ValueError(f"label_names must be a non-empty list of str tags, got {reprlib.repr(label_names)}")
     if isinstance(source, (str, os.PathLike)):
         suffix = Path(source).suffix
         if suffix in CONLL_SUFFIXES:
@@ -174,4 +204,5 @@ def load_tagged(
         if not sentences:
             raise ValueError("the task has no sentences")
         return sentences
-    raise TypeError(f"cannot read tagged sentences from {type(source).__name__}")
+    got = f"{type(source).__name__} {reprlib.repr(source)}"
+    raise TypeError(f"cannot read tagged sentences from {got}; task is {SOURCES}")

@@ -2,12 +2,16 @@
 
 Their default sizes are small enough for a tabular agent to solve in under 50k steps;
 bigger settings are opt-in through keyword arguments (``task_kwargs`` of every env).
+Integer arguments take Python or numpy ints (not bools or floats); a bad one raises
+``ValueError`` naming the task and the argument.
 """
 
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,16 +35,27 @@ REMOVABLE = ("adjective", "adverb", "filler", "place", "clause")
 CORRUPTIONS = ("swap", "duplicate", "wrong", "drop")
 
 
-def _symbols(n: int) -> list[str]:
-    if not 1 <= n <= 26:
-        raise ValueError(f"n_symbols must be between 1 and 26, got {n}")
-    return [chr(ord("a") + i) for i in range(n)]
+def _int_arg(task: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; numpy integers pass, bools and floats do not."""
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
+            or (high is not None and value > high)):
+        if high is not None:
+            expected = f"an int between {low} and {high}"
+        else:
+            expected = {0: "a non-negative int", 1: "a positive int"}.get(low, f"an int >= {low}")
+        raise ValueError(f"task {task!r}: {name} must be {expected}, got {value!r}")
+    return int(value)
 
 
-def _check_positive(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _split_sizes(task: str, n_train: Any, n_validation: Any, n_test: Any) -> dict[str, int]:
+    sizes = zip(SPLITS, ("n_train", "n_validation", "n_test"), (n_train, n_validation, n_test))
+    return {split: _int_arg(task, name, size, 1) for split, name, size in sizes}
+
+
+def _word_counts(task: str, n_subjects: Any, n_verbs: Any, n_objects: Any) -> tuple[int, int, int]:
+    return (_int_arg(task, "n_subjects", n_subjects, 1, len(SUBJECTS)),
+            _int_arg(task, "n_verbs", n_verbs, 1, len(VERBS)),
+            _int_arg(task, "n_objects", n_objects, 1, len(OBJECTS)))
 
 
 def _sequence_task(
@@ -53,10 +68,13 @@ def _sequence_task(
     n_test: int,
     seed: int,
 ) -> Task:
-    _check_positive(length=length, n_train=n_train, n_validation=n_validation, n_test=n_test)
-    symbols = _symbols(n_symbols)
+    length = _int_arg(name, "length", length, 1)
+    n_symbols = _int_arg(name, "n_symbols", n_symbols, 1, 26)
+    sizes = _split_sizes(name, n_train, n_validation, n_test)
+    seed = _int_arg(name, "seed", seed, 0)
+    symbols = [chr(ord("a") + i) for i in range(n_symbols)]
     splits = {}
-    for index, (split, size) in enumerate((("train", n_train), ("validation", n_validation), ("test", n_test))):
+    for index, (split, size) in enumerate(sizes.items()):
         rng = np.random.default_rng([seed, index])
         draws = rng.integers(n_symbols, size=(size, length))
         splits[split] = [
@@ -84,18 +102,6 @@ def sort(length: int = 3, n_symbols: int = 5, n_train: int = 1000, n_validation:
     return _sequence_task("sort", sorted, length, n_symbols, n_train, n_validation, n_test, seed)
 
 
-def _check_word_counts(n_subjects: int, n_verbs: int, n_objects: int) -> None:
-    for name, value, limit in (("n_subjects", n_subjects, SUBJECTS), ("n_verbs", n_verbs, VERBS),
-                               ("n_objects", n_objects, OBJECTS)):
-        if not isinstance(value, int) or not 1 <= value <= len(limit):
-            raise ValueError(f"{name} must be an int between 1 and {len(limit)}, got {value!r}")
-
-
-def _check_in_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int between {low} and {high}, got {value!r}")
-
-
 def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: int = 0,
              held_out: float = 0.2, seed: int = 0) -> Task:
     """Keywords (CommonGen-like): write a sentence that uses the given concept words.
@@ -107,11 +113,11 @@ def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: 
     train, validation and test (``held_out`` of them each for validation and test), so
     held-out splits test generalisation to new combinations.
     """
-    _check_word_counts(n_subjects, n_verbs, n_objects)
-    if not isinstance(places, int) or not 0 <= places <= len(PLACES):
-        raise ValueError(f"places must be an int between 0 and {len(PLACES)}, got {places!r}")
-    if not 0 <= held_out < 0.5:
-        raise ValueError(f"held_out must be in [0, 0.5), got {held_out!r}")
+    n_subjects, n_verbs, n_objects = _word_counts("keywords", n_subjects, n_verbs, n_objects)
+    places = _int_arg("keywords", "places", places, 0, len(PLACES))
+    seed = _int_arg("keywords", "seed", seed, 0)
+    if isinstance(held_out, bool) or not isinstance(held_out, numbers.Real) or not 0 <= held_out < 0.5:
+        raise ValueError(f"task 'keywords': held_out must be a fraction in [0, 0.5), got {held_out!r}")
 
     place_options = PLACES[:places] or ((None, ""),)
     combos = list(itertools.product(SUBJECTS[:n_subjects], VERBS[:n_verbs], OBJECTS[:n_objects], place_options))
@@ -195,10 +201,11 @@ def entities(n_train: int = 1000, n_validation: int = 200, n_test: int = 200, se
     than memorisation. Persons have one or two tokens, organisations an optional suffix
     (Corp, Labs, ...), locations an optional "City"; MISC are adjectives (Kaloese).
     """
-    _check_positive(n_train=n_train, n_validation=n_validation, n_test=n_test)
+    sizes = _split_sizes("entities", n_train, n_validation, n_test)
+    seed = _int_arg("entities", "seed", seed, 0)
     all_pools = _name_pools(seed)
     splits = {}
-    for index, (split, size) in enumerate(zip(SPLITS, (n_train, n_validation, n_test))):
+    for index, (split, size) in enumerate(sizes.items()):
         rng = np.random.default_rng([seed, index])
         pools = {pool: all_pools[split, pool] for pool in NAME_POOLS}
         sentences = []
@@ -217,12 +224,14 @@ def entities(n_train: int = 1000, n_validation: int = 200, n_test: int = 200, se
         splits[split] = sentences
     return Task("entities", splits, description="tag PER/ORG/LOC/MISC names in template sentences")
 def _split_examples(
-    make: Callable[[np.random.Generator], TextExample], n_train: int, n_validation: int, n_test: int, seed: int
+    task: str, make: Callable[[np.random.Generator], TextExample], n_train: int, n_validation: int, n_test: int,
+    seed: int,
 ) -> dict[str, list[TextExample]]:
     """Draw each split's examples from its own stream of the seed, so sizes do not interact."""
-    _check_positive(n_train=n_train, n_validation=n_validation, n_test=n_test)
+    sizes = _split_sizes(task, n_train, n_validation, n_test)
+    seed = _int_arg(task, "seed", seed, 0)
     splits = {}
-    for index, (split, size) in enumerate((("train", n_train), ("validation", n_validation), ("test", n_test))):
+    for index, (split, size) in enumerate(sizes.items()):
         rng = np.random.default_rng([seed, index])
         splits[split] = [make(rng) for _ in range(size)]
     return splits
@@ -242,8 +251,8 @@ def compress(n_subjects: int = 2, n_verbs: int = 2, n_objects: int = 2, n_remova
     park") or a clause after the subject ("that was tired"). Deletions alone reach the
     reference: "of course the dog chases the big ball" -> "the dog chases the ball".
     """
-    _check_word_counts(n_subjects, n_verbs, n_objects)
-    _check_in_range("n_removable", n_removable, 1, len(REMOVABLE))
+    n_subjects, n_verbs, n_objects = _word_counts("compress", n_subjects, n_verbs, n_objects)
+    n_removable = _int_arg("compress", "n_removable", n_removable, 1, len(REMOVABLE))
 
     def make(rng: np.random.Generator) -> TextExample:
         subject, (_, verb), obj = (_pick(rng, SUBJECTS[:n_subjects]), _pick(rng, VERBS[:n_verbs]),
@@ -263,7 +272,8 @@ def compress(n_subjects: int = 2, n_verbs: int = 2, n_objects: int = 2, n_remova
                   + piece("adjective", not adjective_on_subject) + [obj] + piece("place"))
         return TextExample(" ".join(source), (f"the {subject} {verb} the {obj}",))
 
-    return Task("compress", _split_examples(make, n_train, n_validation, n_test, seed), default_reward="rougeL",
+    splits = _split_examples("compress", make, n_train, n_validation, n_test, seed)
+    return Task("compress", splits, default_reward="rougeL",
                 description="delete the removable words of a sentence (deletion-based compression)")
 
 
@@ -278,11 +288,14 @@ def fix(n_subjects: int = 2, n_verbs: int = 2, n_objects: int = 2, n_adjectives:
     "wrong" word of the same kind in its place, or "drop" a word. Fixing needs replace and
     insert as well as delete: "the dog chases ball" -> "the dog chases the ball".
     """
-    _check_word_counts(n_subjects, n_verbs, n_objects)
-    _check_in_range("n_adjectives", n_adjectives, 0, len(ADJECTIVES))
-    _check_in_range("n_corruptions", n_corruptions, 1, 3)
-    if isinstance(corruptions, str) or not corruptions or not set(corruptions) <= set(CORRUPTIONS):
-        raise ValueError(f"corruptions must be a non-empty list of {list(CORRUPTIONS)}, got {corruptions!r}")
+    n_subjects, n_verbs, n_objects = _word_counts("fix", n_subjects, n_verbs, n_objects)
+    n_adjectives = _int_arg("fix", "n_adjectives", n_adjectives, 0, len(ADJECTIVES))
+    n_corruptions = _int_arg("fix", "n_corruptions", n_corruptions, 1, 3)
+    if (not isinstance(corruptions, (list, tuple)) or not corruptions
+            or not all(isinstance(c, str) and c in CORRUPTIONS for c in corruptions)):
+        raise ValueError(
+            f"task 'fix': corruptions must be a non-empty list of {list(CORRUPTIONS)}, got {corruptions!r}"
+        )
     corruptions = tuple(corruptions)
     nouns = SUBJECTS[:n_subjects] + OBJECTS[:n_objects]
     # the words a "wrong" corruption may put in place of a word of each kind
@@ -321,7 +334,8 @@ def fix(n_subjects: int = 2, n_verbs: int = 2, n_objects: int = 2, n_adjectives:
                 corrupt(rng, words, kinds)
         return TextExample(" ".join(words), (" ".join(clean),))
 
-    return Task("fix", _split_examples(make, n_train, n_validation, n_test, seed), default_reward="rougeL",
+    splits = _split_examples("fix", make, n_train, n_validation, n_test, seed)
+    return Task("fix", splits, default_reward="rougeL",
                 description="repair swapped, duplicated, wrong or dropped words")
 
 

@@ -1,14 +1,21 @@
 """Load tasks from JSONL files, lists of dicts and Hugging Face datasets.
 
-A row is a mapping with the text the episode starts from (``"prompt"``, or ``"source"``)
-and its references (``"references"``: a list of str, or ``"target"``: one str).
-Malformed rows raise ``ValueError`` naming the file and line (or the row index).
+A row is a mapping with the text the episode starts from (``"prompt"``, or ``"source"``;
+``"prompt"`` wins when a row has both) and its references: ``"references"``, a non-empty
+list of str, or ``"target"``, one str. A str under ``"references"`` is an error rather
+than one reference, since a list that was flattened by mistake looks the same. A
+reference may be the empty string (the right output is nothing).
+
+Files are UTF-8; a leading byte order mark is skipped. Malformed rows and undecodable
+bytes raise ``ValueError`` naming the file and line (or ``row i`` for lists and datasets).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,49 +24,75 @@ from textgym.tasks.task import SPLITS, Task, TextExample
 
 PROMPT_KEYS = ("prompt", "source")
 REFERENCE_KEYS = ("references", "target")
+SOURCES = "a built-in task name, a file path, a {split: source} dict, a list of row dicts, a HF dataset or a Task"
 
 
 def example_from_row(row: Any, where: str) -> TextExample:
     """Parse one row; ``where`` ("file.jsonl:3" or "row 3") prefixes every error."""
     if not isinstance(row, Mapping):
         raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    prompt = _first_present(row, PROMPT_KEYS, where)
-    references = _first_present(row, REFERENCE_KEYS, where)
-    if isinstance(references, str):
-        references = [references]
+    key, prompt = _first_present(row, PROMPT_KEYS, where)
     if not isinstance(prompt, str):
-        raise ValueError(f"{where}: {PROMPT_KEYS[0]!r} must be a string, got {type(prompt).__name__}")
-    if (
+        raise ValueError(f"{where}: {key!r} must be a str, got {type(prompt).__name__}: {reprlib.repr(prompt)}")
+    key, references = _first_present(row, REFERENCE_KEYS, where)
+    if key == "target":
+        if not isinstance(references, str):
+            hint = "; use 'references' for several" if isinstance(references, (list, tuple)) else ""
+            got = f"{type(references).__name__}: {reprlib.repr(references)}"
+            raise ValueError(f"{where}: 'target' must be one str, got {got}{hint}")
+        references = (references,)
+    elif isinstance(references, str):
+        raise ValueError(
+            f"{where}: 'references' must be a list of str, got the str {reprlib.repr(references)}; "
+            "use 'target' for a single reference"
+        )
+    elif (
         not isinstance(references, (list, tuple))
         or not references
         or not all(isinstance(r, str) for r in references)
     ):
-        raise ValueError(f"{where}: references must be a non-empty list of strings, got {references!r}")
+        raise ValueError(f"{where}: 'references' must be a non-empty list of str, got {reprlib.repr(references)}")
     return TextExample(prompt, tuple(references))
 
 
-def _first_present(row: Mapping, keys: tuple[str, ...], where: str) -> Any:
+def _first_present(row: Mapping, keys: tuple[str, ...], where: str) -> tuple[str, Any]:
     for key in keys:
         if key in row:
-            return row[key]
-    raise ValueError(f"{where}: missing field; expected one of {list(keys)}, found {sorted(row)}")
+            return key, row[key]
+    raise ValueError(f"{where}: missing field; expected one of {list(keys)}, found {sorted(map(str, row))}")
+
+
+def read_text_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of a UTF-8 text file, without line ends; a leading byte order mark is
+    skipped, and a byte that is not UTF-8 raises ``ValueError`` naming the line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file not found: {path}")
+    data = path.read_bytes()
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = start + err.start
+        line_start = data.rfind(b"\n", 0, offset) + 1
+        lineno = data.count(b"\n", 0, offset) + 1
+        column = len(data[max(line_start, start):offset].decode("utf-8")) + 1  # in characters, as editors count
+        raise ValueError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[offset]:02x} at column {column})") from None
+    # the line ends Python's text files read as newlines: \n, \r\n and \r
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def read_jsonl(path: str | os.PathLike, parse_row: Callable[[Any, str], Any] = example_from_row) -> list:
     """Examples of a JSONL file, one row per line; ``parse_row(row, "file:line")`` builds one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"task file not found: {path}")
     examples = []
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: invalid JSON: {err.msg} (column {err.colno})") from None
-            examples.append(parse_row(row, f"{path}:{lineno}"))
+    for lineno, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{lineno}: invalid JSON: {err.msg} (column {err.colno})") from None
+        examples.append(parse_row(row, f"{path}:{lineno}"))
     if not examples:
         raise ValueError(f"{path}: no examples in file")
     return examples
@@ -80,7 +113,7 @@ def _load_source(source: Any) -> list[TextExample]:
         return read_jsonl(source)
     if is_hf_dataset(source) or isinstance(source, (list, tuple)):
         return examples_from_rows(source)
-    raise TypeError(f"cannot read examples from {type(source).__name__}")
+    raise TypeError(f"cannot read examples from {type(source).__name__} {reprlib.repr(source)}; task is {SOURCES}")
 
 
 def is_hf_dataset(obj: Any) -> bool:

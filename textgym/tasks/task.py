@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+import reprlib
 from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
@@ -13,7 +14,9 @@ class TextExample:
     """One text-to-text example.
 
     ``prompt`` is what an episode starts from: the generation prompt (TokenGen) or the
-    source document to edit (TokenEdit). ``references`` are the acceptable outputs.
+    source document to edit (TokenEdit). ``references`` are the acceptable outputs, at
+    least one. A reference may be the empty string: the right output is then nothing
+    ("delete everything" in an edit task, EOS at once in a generation task).
     """
 
     prompt: str
@@ -22,6 +25,10 @@ class TextExample:
     def __post_init__(self):
         if not isinstance(self.prompt, str):
             raise TypeError(f"prompt must be a str, not {type(self.prompt).__name__}")
+        # a str is a sequence of str too: without this check "abc" would be three references
+        if not isinstance(self.references, (list, tuple)):
+            raise TypeError(f"references must be a list of str, not {type(self.references).__name__}")
+        object.__setattr__(self, "references", tuple(self.references))
         if not self.references or not all(isinstance(r, str) for r in self.references):
             raise ValueError(f"references must be a non-empty list of str, got {self.references!r}")
 
@@ -38,11 +45,18 @@ class TaggedSentence:
     tags: tuple[str, ...]
 
     def __post_init__(self):
-        # accept lists (JSON rows) but store tuples, so examples are hashable
-        object.__setattr__(self, "tokens", tuple(self.tokens))
-        object.__setattr__(self, "tags", tuple(self.tags))
-        if not self.tokens or not all(isinstance(t, str) and t for t in self.tokens):
-            raise ValueError(f"tokens must be a non-empty list of non-empty str, got {self.tokens!r}")
+        for name in ("tokens", "tags"):
+            value = getattr(self, name)
+            # a str or a dict would be split into characters or keys without this check
+            if not isinstance(value, (list, tuple)):
+                raise TypeError(f"{name} must be a list of str, not {type(value).__name__}: {reprlib.repr(value)}")
+            # accept lists (JSON rows) but store tuples, so examples are hashable
+            object.__setattr__(self, name, tuple(value))
+        if not self.tokens:
+            raise ValueError("tokens must be a non-empty list of str, got []")
+        if not _all_nonblank_str(self.tokens):
+            i, token = next((i, t) for i, t in enumerate(self.tokens) if not isinstance(t, str) or not t.strip())
+            raise ValueError(f"token {i} is {token!r}; a token is a str with at least one non-space character")
         if len(self.tags) != len(self.tokens):
             raise ValueError(f"{len(self.tokens)} tokens but {len(self.tags)} tags: {self.tags!r}")
         previous = "O"
@@ -73,6 +87,8 @@ class Task:
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
+        if not self.splits:
+            raise ValueError(f"task {self.name!r} has no splits; give at least one of {list(SPLITS)}")
         for split, examples in self.splits.items():
             if split not in SPLITS:
                 raise ValueError(f"unknown split {split!r} in task {self.name!r}; valid splits: {list(SPLITS)}")
@@ -109,3 +125,11 @@ class Task:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{split}={len(examples)}" for split, examples in self.splits.items())
         return f"Task({self.name!r}, {sizes})"
+
+
+def _all_nonblank_str(tokens: tuple) -> bool:
+    """True when every token is a str that is not blank; a C-level loop, as loaders call it per sentence."""
+    try:
+        return all(map(str.strip, tokens))
+    except TypeError:  # a token that is not a str
+        return False
