@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from textgym.tasks import TaggedSentence, Task, TextExample, load_task, read_conll, to_iob2
@@ -139,3 +140,16 @@ def test_reads_wnut17(shared_data):
     assert len(train) == 3394  # 1000 blank and 2394 tab-only separators
     types = {tag[2:] for s in train for tag in s.tags if tag != "O"}
     assert types == {"corporation", "creative-work", "group", "location", "person", "product"}
+
+
+def test_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
+    path = tmp_path / "bom.conll"
+    path.write_bytes(b"\xef\xbb\xbfEU\tB-ORG\r\nrejects\tO\r\n")
+    assert read_conll(path) == [TaggedSentence(("EU", "rejects"), ("B-ORG", "O"))]
+
+
+def test_numpy_ints_are_column_indexes_and_tag_ids(tmp_path):
+    path = write(tmp_path, "EU NNP B-ORG\nrejects VBZ O\n")
+    assert read_conll(path, token_column=np.int64(1), tag_column=np.int32(2))[0].tokens == ("NNP", "VBZ")
+    row = {"tokens": ("Ann", "ran"), "ner_tags": [np.int64(1), np.int64(0)]}
+    assert sentence_from_row(row, "row 0", ["O", "B-PER"]).tags == ("B-PER", "O")

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from textgym.tasks import BUILTIN_TASKS, TaggedSentence, Task, TextExample, load_task
@@ -107,3 +108,31 @@ def test_task_texts_and_errors():
         load_task([{"prompt": "a", "target": "b"}], {"length": 3})
     with pytest.raises(ValueError, match="references must be a non-empty list"):
         TextExample("p", ())
+
+
+def test_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"prompt": "caf\xc3\xa9", "target": "t"}\r\n\r\n{"prompt": "b", "target": "u"}\r\n')
+    assert load_task(path).split("train") == [TextExample("café", ("t",)), TextExample("b", ("u",))]
+
+
+def test_an_empty_reference_is_a_valid_output(tmp_path):
+    # "delete everything" (TokenEdit) or "write EOS at once" (TokenGen); the env decides how to score it
+    path = write_jsonl(tmp_path / "empty.jsonl", [{"source": "a b", "target": ""}, {"prompt": "c", "references": ["", "d"]}])
+    assert load_task(path).split("train") == [TextExample("a b", ("",)), TextExample("c", ("", "d"))]
+
+
+def test_references_are_stored_as_a_tuple():
+    assert TextExample("p", ["a", "b"]).references == ("a", "b")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_TASKS))
+def test_builtin_tasks_take_numpy_ints_like_ints(name):
+    example_type = TaggedSentence if name in TAGGED_TASKS else TextExample
+    sizes = {"n_train": 7, "n_validation": 3, "n_test": 2, "seed": 4}
+    if name == "keywords":
+        sizes = {"n_subjects": 4, "places": 1, "seed": 4}
+    as_numpy = {key: np.int64(value) for key, value in sizes.items()}
+    task = load_task(name, as_numpy, example_type=example_type)
+    assert task == load_task(name, sizes, example_type=example_type)
+    assert task != load_task(name, example_type=example_type)
