@@ -223,6 +223,8 @@ def entities(n_train: int = 1000, n_validation: int = 200, n_test: int = 200, se
             sentences.append(TaggedSentence(tuple(tokens), tuple(tags)))
         splits[split] = sentences
     return Task("entities", splits, description="tag PER/ORG/LOC/MISC names in template sentences")
+
+
 def _split_examples(
     task: str, make: Callable[[np.random.Generator], TextExample], n_train: int, n_validation: int, n_test: int,
     seed: int,

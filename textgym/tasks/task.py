@@ -45,13 +45,12 @@ class TaggedSentence:
     tags: tuple[str, ...]
 
     def __post_init__(self):
-        for name in ("tokens", "tags"):
-            value = getattr(self, name)
-            # a str or a dict would be split into characters or keys without this check
-            if not isinstance(value, (list, tuple)):
-                raise TypeError(f"{name} must be a list of str, not {type(value).__name__}: {reprlib.repr(value)}")
-            # accept lists (JSON rows) but store tuples, so examples are hashable
-            object.__setattr__(self, name, tuple(value))
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if not isinstance(value, tuple):
+                # a str or a dict would be split into characters or keys without this check
+                if not isinstance(value, list):
+                    raise TypeError(f"{name} must be a list of str, not {type(value).__name__}: {reprlib.repr(value)}")
+                object.__setattr__(self, name, tuple(value))  # store tuples, so examples are hashable
         if not self.tokens:
             raise ValueError("tokens must be a non-empty list of str, got []")
         if not _all_nonblank_str(self.tokens):
