@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from textgym.envs import NERTagEnv, TokenEditEnv, TokenGenEnv
-from textgym.tasks import TaggedSentence, Task, TextExample, load_task, read_conll
+from textgym.tasks import TaggedSentence, Task, TextExample, load_task, read_conll, to_iob2
 
 _TMP = tempfile.TemporaryDirectory(prefix="textgym-bad-data-")  # removed when the test run ends
 NER = TaggedSentence
@@ -95,6 +95,9 @@ BAD_DATA = [
                  r"bom\.conll:1: not valid UTF-8 \(byte 0xfe at column 2\)$", id="conll-bom-then-bad-byte"),
     pytest.param(lambda: read_conll(_file("cr.conll", b"a\tO\r\nb\tO\r\n\r\nc\x80\tO\r\n")), ValueError,
                  r"cr\.conll:4: not valid UTF-8 \(byte 0x80 at column 2\)$", id="conll-crlf-not-utf8"),
+    pytest.param(lambda: read_conll(_file("utf16.conll", "EU\tB-ORG\n".encode("utf-16"))), ValueError,
+                 r"utf16\.conll:1: not valid UTF-8 \(byte 0xff at column 1\); the file is UTF-16, save it as UTF-8",
+                 id="conll-utf16"),
     # --- NER rows: tokens are a list of non-blank str ---
     pytest.param(lambda: _ner_rows([{"tokens": "EU", "tags": ["B-PER", "O"]}]), ValueError,
                  r"^row 0: tokens must be a list of str, not str: 'EU'", id="ner-rows-tokens-str"),
@@ -155,6 +158,9 @@ BAD_DATA = [
                  r"label_names must be a non-empty list of str tags, got 'O B-PER'", id="ner-label-names-str"),
     pytest.param(lambda: _ner_rows([{"tokens": ["a"], "ner_tags": [0]}], {"label_names": []}), ValueError,
                  r"label_names must be a non-empty list of str tags, got \[\]", id="ner-label-names-empty"),
+    pytest.param(lambda: to_iob2([0, 1]), ValueError, r"tags must be a list of str, got \[0, 1\]",
+                 id="to-iob2-int-tags"),
+    pytest.param(lambda: to_iob2("B-PER"), ValueError, r"tags must be a list of str, got 'B-PER'", id="to-iob2-str"),
     pytest.param(lambda: read_conll(_file("d.conll", "-DOCSTART- O\n\n")), ValueError,
                  r"d\.conll: no sentences in file",
                  id="conll-only-docstart"),
@@ -163,6 +169,8 @@ BAD_DATA = [
                  r"task 'custom' has no splits; give at least one of \['train', 'validation', 'test'\]",
                  id="task-empty-dict"),
     pytest.param(lambda: Task("t", {}), ValueError, r"task 't' has no splits", id="task-class-no-splits"),
+    pytest.param(lambda: Task("t", [TextExample("p", ("r",))]), TypeError,
+                 r"splits of task 't' must be a \{split: examples\} dict, not list", id="task-class-splits-list"),
     pytest.param(lambda: load_task({"train": []}), ValueError, r"the task has no examples", id="task-empty-split"),
     pytest.param(lambda: load_task({"dev2": [OK]}), ValueError, r"unknown split 'dev2'; valid splits",
                  id="task-unknown-split"),

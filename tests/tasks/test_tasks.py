@@ -51,7 +51,8 @@ def test_keywords_grammar_and_held_out_concepts():
 
 
 def test_jsonl_with_source_and_target_keys(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", [{"prompt": "p", "references": ["r1", "r2"]}, "", {"source": "s", "target": "t"}])
+    rows = [{"prompt": "p", "references": ["r1", "r2"]}, "", {"source": "s", "target": "t"}]
+    path = write_jsonl(tmp_path / "data.jsonl", rows)
     task = load_task(str(path))
     assert task.split("train") == [TextExample("p", ("r1", "r2")), TextExample("s", ("t",))]
     assert task.split("test") is task.split("train")  # one file is used whole, whatever the split
@@ -118,7 +119,8 @@ def test_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
 
 def test_an_empty_reference_is_a_valid_output(tmp_path):
     # "delete everything" (TokenEdit) or "write EOS at once" (TokenGen); the env decides how to score it
-    path = write_jsonl(tmp_path / "empty.jsonl", [{"source": "a b", "target": ""}, {"prompt": "c", "references": ["", "d"]}])
+    rows = [{"source": "a b", "target": ""}, {"prompt": "c", "references": ["", "d"]}]
+    path = write_jsonl(tmp_path / "empty.jsonl", rows)
     assert load_task(path).split("train") == [TextExample("a b", ("",)), TextExample("c", ("", "d"))]
 
 

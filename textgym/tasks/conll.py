@@ -42,6 +42,8 @@ class _TagError(ValueError):
 
 def to_iob2(tags: Sequence[str], scheme: str = "auto") -> list[str]:
     """``tags`` of one sentence converted from ``scheme`` (see the module doc) to IOB2."""
+    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
+        raise ValueError(f"tags must be a list of str, got {reprlib.repr(tags)}")
     try:
         return _to_iob2(tags, scheme)
     except _TagError as err:

@@ -48,7 +48,7 @@ def _int_arg(task: str, name: str, value: Any, low: int, high: int | None = None
 
 
 def _split_sizes(task: str, n_train: Any, n_validation: Any, n_test: Any) -> dict[str, int]:
-    sizes = zip(SPLITS, ("n_train", "n_validation", "n_test"), (n_train, n_validation, n_test))
+    sizes = zip(SPLITS, ("n_train", "n_validation", "n_test"), (n_train, n_validation, n_test), strict=True)
     return {split: _int_arg(task, name, size, 1) for split, name, size in sizes}
 
 
@@ -125,7 +125,9 @@ def keywords(n_subjects: int = 3, n_verbs: int = 2, n_objects: int = 3, places: 
     for subject, (lemma, verb), obj, (place, phrase) in combos:
         concepts = sorted(c for c in (subject, lemma, obj, place) if c)
         tail = f" {phrase} ." if phrase else " ."
-        references = tuple(f"{d1} {subject} {verb} {d2} {obj}{tail}" for d1, d2 in itertools.product(DETERMINERS, repeat=2))
+        references = tuple(
+            f"{d1} {subject} {verb} {d2} {obj}{tail}" for d1, d2 in itertools.product(DETERMINERS, repeat=2)
+        )
         examples.append(TextExample(" ".join(concepts), references))
 
     order = np.random.default_rng(seed).permutation(len(examples))

@@ -77,7 +77,11 @@ def read_text_lines(path: str | os.PathLike) -> list[str]:
         line_start = data.rfind(b"\n", 0, offset) + 1
         lineno = data.count(b"\n", 0, offset) + 1
         column = len(data[max(line_start, start):offset].decode("utf-8")) + 1  # in characters, as editors count
-        raise ValueError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[offset]:02x} at column {column})") from None
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))  # Windows' "Unicode" text files
+        hint = "; the file is UTF-16, save it as UTF-8" if utf16 else ""
+        raise ValueError(
+            f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[offset]:02x} at column {column}){hint}"
+        ) from None
     # the line ends Python's text files read as newlines: \n, \r\n and \r
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 

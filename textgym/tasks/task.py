@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
 import reprlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
@@ -86,6 +86,9 @@ class Task:
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
+        if not isinstance(self.splits, Mapping):
+            raise TypeError(f"splits of task {self.name!r} must be a {{split: examples}} dict, not "
+                            f"{type(self.splits).__name__}")
         if not self.splits:
             raise ValueError(f"task {self.name!r} has no splits; give at least one of {list(SPLITS)}")
         for split, examples in self.splits.items():
