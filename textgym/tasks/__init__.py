@@ -28,7 +28,8 @@ def load_task(
 
     ``task`` is a built-in name (see ``BUILTIN_TASKS``), a path to a ``.jsonl`` file, a
     ``{split: path or rows}`` dict, a list of row dicts, a Hugging Face ``Dataset`` or
-    ``DatasetDict``, or a ``Task``. ``task_kwargs`` only apply to built-in tasks.
+    ``DatasetDict``, or a ``Task``. ``task_kwargs``, a dict of keyword arguments, only
+    apply to built-in tasks.
 
     ``example_type`` is what the env needs: ``TextExample`` (the default) or
     ``TaggedSentence`` (NER). Tagged tasks also read CoNLL column files, and their
