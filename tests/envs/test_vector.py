@@ -12,6 +12,7 @@ import textgym  # noqa: F401  (registers the ids)
 from envs_registry import ENVS
 from textgym.envs.ner_tag_vector import NERTagVectorEnv
 from textgym.envs.token_gen_vector import TokenGenVectorEnv
+from textgym.envs.vector_base import unbatch_info
 
 def no_repeat(prompt_ids, output_ids):
     """A mask_fn: never write the previous token twice in a row."""
@@ -108,3 +109,27 @@ def test_errors():
         TokenGenVectorEnv(num_envs=0)
     with pytest.raises(ValueError, match="render"):
         NERTagVectorEnv(num_envs=2, render_mode="ansi")
+
+
+def test_unbatch_info_honours_presence_masks():
+    info = {
+        "a": np.array([1.5, 0.0]),
+        "_a": np.array([True, False]),
+        "text": np.array(["x", "y"], dtype=object),
+        "metrics": {"f1": np.array([0.0, 0.5]), "_f1": np.array([False, True])},
+        "_metrics": np.array([False, True]),
+    }
+    first, second = unbatch_info(info, 0), unbatch_info(info, 1)
+    assert first == {"a": 1.5, "text": "x"}
+    assert type(first["a"]) is float
+    assert second == {"text": "y", "metrics": {"f1": 0.5}}
+
+
+def test_unbatch_info_of_a_native_vector_env_equals_the_single_env_info():
+    envs = gym.make_vec("TokenGen-v0", num_envs=2)
+    env = gym.make("TokenGen-v0")
+    _, batched = envs.reset(seed=3)
+    _, single = env.reset(seed=4)
+    info = unbatch_info(batched, 1)
+    assert info.keys() == single.keys()
+    np.testing.assert_array_equal(info["action_mask"], single["action_mask"])

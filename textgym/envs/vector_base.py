@@ -24,6 +24,29 @@ from textgym.envs.base import TextEnv, example_index
 _DRAW_BATCH = 64
 
 
+def unbatch_info(info: dict[str, Any], index: int) -> dict[str, Any]:
+    """Sub-env ``index``'s info from a vector env's batched info.
+
+    Gymnasium batches each info key into an array with a ``_key`` bool mask of the sub-envs
+    that reported it; a key without a mask counts as reported by all. Nested dicts (such as
+    ``info["metrics"]``) are unbatched the same way, and numpy scalars become Python
+    numbers, as a single env reports them.
+    """
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        present = info.get(f"_{key}")
+        if present is not None and not present[index]:
+            continue
+        if isinstance(value, dict):
+            out[key] = unbatch_info(value, index)
+        else:
+            item = value[index]
+            out[key] = item.item() if isinstance(item, np.generic) else item
+    return out
+
+
 class TextVectorEnv(VectorEnv):
     """Base class: subclasses build ``self.env`` (the blueprint single env), then call
     ``_setup``; they implement ``_reset_envs(rows, options)``, ``_step_envs(rows, actions)``,
