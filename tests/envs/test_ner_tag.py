@@ -184,7 +184,7 @@ def test_word_shapes():
     [
         ({"reward_mode": "dense"}, "unknown reward_mode 'dense'; valid: 'token', 'f1_delta', 'f1'"),
         ({"window": -1}, "window must be None or an int >= 0, got -1"),
-        ({"min_freq": 0}, "min_freq must be an int >= 1, got 0"),
+        ({"min_freq": 0}, "min_freq must be a positive int, got 0"),
         ({"bio_mask": "yes"}, "bio_mask must be True or False, got 'yes'"),
         ({"split": "dev"}, "unknown split 'dev'; valid splits"),
         ({"task": "copy"}, "task 'copy' is not a TaggedSentence task; built-in ones: \\['entities'\\]"),

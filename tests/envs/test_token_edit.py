@@ -315,7 +315,7 @@ def test_dense_reward_pays_the_change():
         ({"candidate_tokens": ["a"], "mode": "compress"}, "candidate_tokens only apply to mode='edit'"),
         ({"max_length": 3}, "max_length 3 is shorter than the longest source \\(4 tokens\\)"),
         ({"max_length": 0}, "max_length must be a positive int, got 0"),
-        ({"max_edits": 0}, "max_edits must be a positive int, got 0"),
+        ({"max_edits": 0}, "max_edits must be None or a positive int, got 0"),
         ({"max_steps": "10"}, "max_steps must be a positive int, got '10'"),
         ({"reward": "rouge"}, "unknown reward metric 'rouge'; valid metrics: \\[.*'rougeL'"),
         ({"reward_mode": "dence"}, "unknown reward_mode 'dence'; valid modes: \\['sparse', 'dense'\\]"),

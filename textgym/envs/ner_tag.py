@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, example_index, id_box, mask_box
+from textgym.envs.base import TextEnv, checked_int, counter_box, example_index, id_box, mask_box
 from textgym.metrics import iob2_spans, precision_recall_f1
 from textgym.tasks import TaggedSentence, load_task
 from textgym.vocab import SPECIAL_TOKENS, Vocabulary, WordVocabulary, resolve_vocabulary
@@ -156,10 +156,8 @@ class NERTagEnv(TextEnv):
         for name, value in (("bio_mask", bio_mask), ("word_shape", word_shape), ("lowercase", lowercase)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
-            raise ValueError(f"window must be None or an int >= 0, got {window!r}")
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        window = checked_int("window", window, minimum=0, optional=True)
+        min_freq = checked_int("min_freq", min_freq)
         self.task = load_task(task, task_kwargs, example_type=TaggedSentence)
         self.examples = self.task.split(split)
         self.split = split
@@ -276,7 +274,7 @@ class NERTagEnv(TextEnv):
     # -- MDP ------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        options = self._checked_reset(seed, options)
         self._start(example_index(options, len(self.examples), self.np_random))
         self._begin_episode()
         return self._observation(), self._info(self.example.prompt)

@@ -70,7 +70,7 @@ class NERTagVectorEnv(TextVectorEnv):
         self._rows_from = np.arange(length)
         self._window_offsets = np.arange(2 * k + 1)
 
-    def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+    def _reset_envs(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:
         examples = self.env.examples
         self._example[rows] = indices = self._draw_examples(rows, options)
         for i, e in zip(rows.tolist(), indices.tolist()):

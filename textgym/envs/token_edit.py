@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
+from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL
 from textgym.rewards.incremental import IncrementalReward
 from textgym.tasks import load_task
@@ -153,14 +153,13 @@ class TokenEditEnv(TextEnv):
             longest_edit = max(longest_edit, n_source + max(len(self.vocab.encode(r)) for r in example.references))
         if max_length is None:
             max_length = max(1, longest_source if mode == "compress" else longest_edit)
-        _check_count("max_length", max_length)
+        max_length = checked_int("max_length", max_length)
         if max_length < longest_source:
             raise ValueError(f"max_length {max_length} is shorter than the longest source ({longest_source} tokens)")
-        if max_edits is not None:
-            _check_count("max_edits", max_edits)
+        max_edits = checked_int("max_edits", max_edits, optional=True)
         if max_steps is None:
             max_steps = 2 * max_length + 1
-        _check_count("max_steps", max_steps)
+        max_steps = checked_int("max_steps", max_steps)
         self.max_length, self.max_edits, self.max_steps = max_length, max_edits, max_steps
         self.max_source_tokens = max(1, longest_source)
 
@@ -266,7 +265,7 @@ class TokenEditEnv(TextEnv):
     # -- episode ---------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        options = self._checked_reset(seed, options)
         self.source_token_ids = self._draw_example(options)
         self.tokens = list(self.source_token_ids)
         self.cursor = self.edits_used = self.steps = 0
@@ -372,11 +371,6 @@ class TokenEditEnv(TextEnv):
         current = " ".join(part for part in (before, "▌" + after) if part)
         return (f"source:  {self.example.prompt}\ncurrent: {current}"
                 f"\n(cursor {self.cursor}/{len(self.tokens)}, edits {self.edits_used}{budget}, step {self.steps})")
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 COMPRESSION_KEYS = ("ratio", "length", "shape", "width", "weight")

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
+from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import EpisodeReward, make_reward
 from textgym.tasks import load_task
 from textgym.vocab import WordVocabulary, resolve_vocabulary
@@ -106,9 +106,7 @@ class TokenGenEnv(TextEnv):
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
         if max_new_tokens is None:
             max_new_tokens = max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = max_new_tokens = checked_int("max_new_tokens", max_new_tokens)
         self.max_prompt_tokens = max(1, longest_prompt)
 
         n = len(self.vocab)
@@ -163,7 +161,7 @@ class TokenGenEnv(TextEnv):
         return mask
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        options = self._checked_reset(seed, options)
         self.prompt_token_ids = self._draw_example(options)
         self.output_token_ids = []
         self.text = ""

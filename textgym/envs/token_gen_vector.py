@@ -70,7 +70,7 @@ class TokenGenVectorEnv(TextVectorEnv):
         elif tracks_words:
             self._scorers = [None] * num_envs  # each sub-env's is made on its reset
 
-    def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+    def _reset_envs(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:
         indices = self._draw_examples(rows, options)
         self._example_index[rows] = indices
         self._output_ids[rows] = self.vocab.pad_id
