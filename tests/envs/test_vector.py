@@ -133,3 +133,15 @@ def test_unbatch_info_of_a_native_vector_env_equals_the_single_env_info():
     info = unbatch_info(batched, 1)
     assert info.keys() == single.keys()
     np.testing.assert_array_equal(info["action_mask"], single["action_mask"])
+
+
+def test_native_equals_sync_with_a_tokenizer_vocabulary(tokenizer_dir):
+    task = [{"prompt": "hi there", "references": ["hello there ."]}, {"prompt": "bye", "references": ["see you"]}]
+    kwargs = {"task": task, "vocab": str(tokenizer_dir), "reward": "bleu", "reward_mode": "dense", "max_new_tokens": 6}
+    native = gym.make_vec("TokenGen-v0", num_envs=3, **kwargs)
+    sync = gym.make_vec("TokenGen-v0", num_envs=3, vectorization_mode="sync", **kwargs)
+    assert_same_step(native.reset(seed=1), sync.reset(seed=1))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        actions = rng.integers(native.single_action_space.n, size=3)
+        assert_same_step(native.step(actions), sync.step(actions))

@@ -133,6 +133,7 @@ class TokenGenEnv(TextEnv):
         self.example = self.examples[0]
         self.prompt_token_ids: list[int] = []
         self.output_token_ids: list[int] = []
+        self._decoder = self.vocab.incremental_decoder()
         self.text = ""
 
     def _make_static_mask(self, allowed_tokens: Sequence[str | int] | None) -> np.ndarray:
@@ -164,6 +165,7 @@ class TokenGenEnv(TextEnv):
         options = self._checked_reset(seed, options)
         self.prompt_token_ids = self._draw_example(options)
         self.output_token_ids = []
+        self._decoder.reset()
         self.text = ""
 
         n_prompt = len(self.prompt_token_ids)
@@ -186,7 +188,7 @@ class TokenGenEnv(TextEnv):
             self.output_token_ids.append(token)
             self._output_ids[position] = token
             self._output_mask[position] = 1
-            self.text = self.vocab.decode(self.output_token_ids)
+            self.text = self._decoder.append(token)
             self.report_appended(self._episode_reward, token)
         truncated = not terminated and len(self.output_token_ids) >= self.max_new_tokens
         done = terminated or truncated

@@ -56,6 +56,8 @@ class TokenGenVectorEnv(TextVectorEnv):
             self._words = np.array([env.decoded_word(i) for i in range(len(self.vocab))], dtype=object)
             self._shown = np.ones(len(self.vocab), dtype=bool)
             self._shown[[self.vocab.pad_id, self.vocab.bos_id, self.vocab.eos_id]] = False
+        else:
+            self._decoders = [self.vocab.incremental_decoder() for _ in range(num_envs)]
         self._n_words = np.zeros(num_envs, dtype=np.int64)
 
         # dense rewards: phi of every sub-env, and what keeps it up to date as words come
@@ -78,6 +80,9 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._position[rows] = 0
         self._texts[rows] = ""
         self._n_words[rows] = 0
+        if self._words is None:
+            for i in rows.tolist():
+                self._decoders[i].reset()
         self._potential[rows] = 0.0
         if self._bleu is not None:
             self._bleu.reset(rows, indices)
@@ -111,9 +116,9 @@ class TokenGenVectorEnv(TextVectorEnv):
 
     def _append_texts(self, rows: np.ndarray, tokens: np.ndarray) -> None:
         """Update the texts of ``rows``, which wrote ``tokens``."""
-        if self._words is None:  # other vocabularies decode the whole output again
-            for i in rows.tolist():
-                self._texts[i] = self.vocab.decode(self._output_ids[i, : self._position[i]].tolist())
+        if self._words is None:  # other vocabularies: one incremental decoder per sub-env
+            for i, token in zip(rows.tolist(), tokens.tolist()):
+                self._texts[i] = self._decoders[i].append(token)
             return
         shown = self._shown[tokens]
         rows, words = rows[shown], self._words[tokens[shown]]
