@@ -92,6 +92,76 @@ CASES = [
 ]
 
 
+def nan_metric(prediction, references, source):
+    return float("nan")
+
+
+def text_metric(prediction, references, source):
+    return "0.5"
+
+
+def one_argument(prediction):
+    return 1.0
+
+
+def raising_metric(prediction, references, source):
+    raise KeyError("oops")
+
+
+def short_mask(prompt_ids, output_ids):
+    return np.ones(3, dtype=bool)
+
+
+def empty_mask(prompt_ids, output_ids):
+    return np.zeros(16, dtype=bool)
+
+
+def no_mask(prompt_ids, output_ids):
+    pass
+
+
+def raising_mask(prompt_ids, output_ids):
+    raise IndexError("bad index")
+
+
+def one_argument_mask(prompt_ids):
+    return np.ones(16, dtype=bool)
+
+
+COPY_16 = {"task_kwargs": {"n_symbols": 12}}  # a vocabulary of 16 tokens
+FIRST_EXAMPLE = r"\(prediction, references, source\) on the first example"
+CASES += [
+    # user callables are probed once at construction
+    *[pytest.param(lambda c=c, m=m: c(reward=m), error, f"reward='{m.__name__}': {m.__name__}{FIRST_EXAMPLE} {message}",
+                   id=f"{c.__name__}-reward-{m.__name__}")
+      for c in (TokenGenEnv, TokenEditEnv)
+      for m, error, message in [
+          (nan_metric, ValueError, "returned nan; a metric returns a finite float"),
+          (text_metric, TypeError, "returned '0.5'; a metric returns a float"),
+          (one_argument, TypeError, "raised TypeError: .*positional argument"),
+          (raising_metric, ValueError, "raised KeyError: 'oops'"),
+      ]],
+    pytest.param(lambda: TokenGenEnv(reward=[("bleu", 0.5), (nan_metric, 0.5)]), ValueError, "reward='nan_metric'",
+                 id="reward-list-with-a-bad-callable"),
+    *[pytest.param(lambda m=m: TokenGenEnv(mask_fn=m, **COPY_16), error, f"mask_fn={m.__name__}: on the first example's prompt ids "
+                   f"and an empty output, {message}", id=f"mask-fn-{m.__name__}")
+      for m, error, message in [
+          (short_mask, ValueError, r"mask_fn returned shape \(3,\), expected \(16,\)"),
+          (empty_mask, ValueError, "mask_fn left no legal action; keep at least EOS legal"),
+          (no_mask, ValueError, r"mask_fn returned shape \(\), expected \(16,\)"),
+          (raising_mask, ValueError, "raised IndexError: bad index"),
+          (one_argument_mask, TypeError, "raised TypeError: .*positional argument"),
+      ]],
+    pytest.param(lambda: gym.make_vec("TokenGen-v0", num_envs=2, mask_fn=empty_mask, **COPY_16), ValueError,
+                 "mask_fn=empty_mask: on the first example", id="vector-mask-fn-empty"),
+    # reward weights
+    pytest.param(lambda: TokenGenEnv(reward=[("bleu", -1.0), ("rouge1", 2.0)]), ValueError,
+                 r"reward weights must be finite and >= 0, with one > 0; got \{bleu: -1, rouge1: 2\}", id="reward-weight-negative"),
+    pytest.param(lambda: TokenGenEnv(reward={"bleu": 0, "chrf": 0.0}), ValueError,
+                 r"reward weights must be finite and >= 0, with one > 0; got \{bleu: 0, chrf: 0\}", id="reward-weights-all-zero"),
+]
+
+
 @pytest.mark.parametrize(("make_error", "error", "message"), CASES)
 def test_bad_input_gives_one_clear_error(make_error, error, message):
     with pytest.raises(error, match=message):

@@ -136,6 +136,8 @@ class TokenEditEnv(TextEnv):
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         base_reward = make_reward(reward if reward is not None else self.task.default_reward or "rougeL")
         self.reward = _with_compression(base_reward, compression)
+        first = self.examples[0]
+        self.reward.check(first.prompt, first.references, first.prompt)
         # word vocabularies decode to the space-join of their tokens, so dense rewards can
         # follow each edit incrementally instead of rescoring the text
         self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=isinstance(self.vocab, WordVocabulary))

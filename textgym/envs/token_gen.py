@@ -97,6 +97,8 @@ class TokenGenEnv(TextEnv):
         self.split = split
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         self.reward = make_reward(reward if reward is not None else self.task.default_reward or "bleu")
+        first = self.examples[0]
+        self.reward.check(first.prompt, first.references, first.prompt)
         # a word vocabulary decodes to the space-join of its tokens: dense rewards can then
         # follow appended words incrementally instead of rescoring the text
         self.word_edits = isinstance(self.vocab, WordVocabulary)
@@ -135,6 +137,8 @@ class TokenGenEnv(TextEnv):
         self.output_token_ids: list[int] = []
         self._decoder = self.vocab.incremental_decoder()
         self.text = ""
+        if mask_fn is not None:
+            self._check_mask_fn()
 
     def _make_static_mask(self, allowed_tokens: Sequence[str | int] | None) -> np.ndarray:
         vocab = self.vocab
@@ -149,6 +153,20 @@ class TokenGenEnv(TextEnv):
             mask[token_ids(vocab, allowed_tokens, "allowed_tokens")] = True
         mask[vocab.eos_id] = True
         return mask
+
+    def _check_mask_fn(self) -> None:
+        """Call ``mask_fn`` once, on the first example's prompt ids and an empty output, so
+        that a broken one fails at construction rather than at the first step."""
+        self.prompt_token_ids = self.encoded_prompt(0)
+        try:
+            self._legal_mask()
+        except Exception as err:  # noqa: BLE001 (any failure of user code is reported)
+            name = getattr(self.mask_fn, "__name__", type(self.mask_fn).__name__)
+            message = str(err) if isinstance(err, ValueError) else f"raised {type(err).__name__}: {err}"
+            kind = TypeError if isinstance(err, TypeError) else ValueError
+            raise kind(f"mask_fn={name}: on the first example's prompt ids and an empty output, {message}") from err
+        finally:
+            self.prompt_token_ids = []
 
     def _legal_mask(self) -> np.ndarray:
         if self.mask_fn is None:
