@@ -66,8 +66,8 @@ class TokenGenEnv(TextEnv):
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
       a transformers tokenizer or a tokenizer directory.
     - ``reward``, ``reward_mode``: see Rewards.
-    - ``max_new_tokens``: default the length of the task's longest reference, so the best
-      output is always reachable while the MDP stays as small as it can be.
+    - ``max_new_tokens``: default the length of the task's longest reference (at least 1),
+      so the best output is always reachable while the MDP stays as small as it can be.
     - ``allowed_tokens``: tokens (str or id) the agent may write; ``mask_fn(prompt_ids,
       output_ids) -> bool array`` narrows the legal set per step.
     - ``action_mask``: False skips computing the mask for every info (huge vocabularies).
@@ -107,7 +107,8 @@ class TokenGenEnv(TextEnv):
 
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
         if max_new_tokens is None:
-            max_new_tokens = max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
+            # at least 1, so that a task of empty references still has an action (EOS)
+            max_new_tokens = max(1, max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references))
         self.max_new_tokens = max_new_tokens = checked_int("max_new_tokens", max_new_tokens)
         self.max_prompt_tokens = max(1, longest_prompt)
 
