@@ -161,6 +161,13 @@ CASES += [
                  r"reward weights must be finite and >= 0, with one > 0; got \{bleu: 0, chrf: 0\}", id="reward-weights-all-zero"),
 ]
 
+CASES += [
+    pytest.param(lambda: NERTagEnv(reward="f1"), ValueError,
+                 r"NERTag takes no reward= \(got 'f1'\): its reward is chosen by reward_mode, one of \['token', 'f1_delta', 'f1'\]",
+                 id="ner-reward"),
+    pytest.param(lambda: gym.make("NERTag-v0", reward="bleu"), ValueError, "NERTag takes no reward=", id="ner-reward-make"),
+]
+
 
 @pytest.mark.parametrize(("make_error", "error", "message"), CASES)
 def test_bad_input_gives_one_clear_error(make_error, error, message):

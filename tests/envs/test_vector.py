@@ -145,3 +145,24 @@ def test_native_equals_sync_with_a_tokenizer_vocabulary(tokenizer_dir):
     for _ in range(40):
         actions = rng.integers(native.single_action_space.n, size=3)
         assert_same_step(native.step(actions), sync.step(actions))
+
+
+def test_single_envs_hand_their_tables_to_batched_versions():
+    gen = gym.make("TokenGen-v0").unwrapped
+    tables = gen.batch_tables()
+    assert tables.prompt_ids.shape == (len(gen.examples), gen.max_prompt_tokens)
+    first = gen.encoded_prompt(0)
+    assert tables.prompt_ids[0, : len(first)].tolist() == first and tables.prompt_mask[0].sum() == len(first)
+    assert tables.words[gen.vocab.eos_id] == "" and tables.words[5] == gen.vocab.id_to_token(5)
+    assert not tables.incremental_reward  # sparse
+    np.testing.assert_array_equal(gen.legal_mask(first, []), tables.legal_tokens)
+    with pytest.raises(ValueError, match="read-only"):
+        tables.legal_tokens[0] = True
+
+    ner = gym.make("NERTag-v0").unwrapped
+    tables = ner.batch_tables()
+    assert len(tables.sentences) == len(ner.examples)
+    assert tables.sentences[0].gold.tolist() == [ner.tag_id(t) for t in ner.examples[0].tags]
+    assert tables.tag_prefixes.tolist() == [0] + [1, 2] * ((len(ner.tags) - 1) // 2)
+    b_per, i_per = ner.tag_id("B-PER"), ner.tag_id("I-PER")
+    assert not tables.legal_tags[0, i_per] and tables.legal_tags[1 + tables.tag_types[b_per], i_per]

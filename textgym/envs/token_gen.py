@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -14,6 +15,20 @@ from textgym.tasks import load_task
 from textgym.vocab import WordVocabulary, resolve_vocabulary
 
 MaskFn = Callable[[Sequence[int], Sequence[int]], Any]
+
+
+@dataclass(frozen=True)
+class TokenGenTables:
+    """A TokenGen env's tables for a batched version of it (:meth:`TokenGenEnv.batch_tables`)."""
+
+    prompt_ids: np.ndarray  # (examples, P): each prompt's token ids, padded with the pad id
+    prompt_mask: np.ndarray  # (examples, P): 1 on the real ids
+    legal_tokens: np.ndarray  # (vocab,) bool: the legal tokens before mask_fn
+    # (vocab,) str: what each id appends to the text (pad, bos, eos append nothing), for a
+    # word vocabulary, whose text is the space-join of these; None for tokenizers
+    words: np.ndarray | None
+    # a dense reward kept up to date by incremental scorers fed with ``words``
+    incremental_reward: bool
 
 
 class TokenGenEnv(TextEnv):
@@ -124,6 +139,7 @@ class TokenGenEnv(TextEnv):
             }
         )
         self._static_mask = self._make_static_mask(allowed_tokens)
+        self._static_mask.flags.writeable = False  # legal_mask() hands it out
         if mask_fn is not None and not callable(mask_fn):
             raise ValueError(f"mask_fn must be callable, got {type(mask_fn).__name__}")
         self.mask_fn = mask_fn
@@ -155,30 +171,55 @@ class TokenGenEnv(TextEnv):
         mask[vocab.eos_id] = True
         return mask
 
-    def _check_mask_fn(self) -> None:
-        """Call ``mask_fn`` once, on the first example's prompt ids and an empty output, so
-        that a broken one fails at construction rather than at the first step."""
-        self.prompt_token_ids = self.encoded_prompt(0)
-        try:
-            self._legal_mask()
-        except Exception as err:  # noqa: BLE001 (any failure of user code is reported)
-            name = getattr(self.mask_fn, "__name__", type(self.mask_fn).__name__)
-            message = str(err) if isinstance(err, ValueError) else f"raised {type(err).__name__}: {err}"
-            kind = TypeError if isinstance(err, TypeError) else ValueError
-            raise kind(f"mask_fn={name}: on the first example's prompt ids and an empty output, {message}") from err
-        finally:
-            self.prompt_token_ids = []
+    def batch_tables(self) -> TokenGenTables:
+        """What a batched version of this env needs (``TokenGenVectorEnv`` uses it), computed
+        once: every prompt of the split padded into one table, the static legal tokens,
+        and how the text and the dense reward grow. Per-step rules come from
+        :meth:`legal_mask` and ``self.reward``."""
+        pad, n_examples = self.vocab.pad_id, len(self.examples)
+        prompt_ids = np.full((n_examples, self.max_prompt_tokens), pad, dtype=np.int64)
+        prompt_mask = np.zeros(prompt_ids.shape, dtype=np.int64)
+        for index in range(n_examples):
+            ids = self.encoded_prompt(index)
+            prompt_ids[index, : len(ids)] = ids
+            prompt_mask[index, : len(ids)] = 1
+        words = None
+        if self.word_edits:
+            words = np.array([self.decoded_word(i) for i in range(len(self.vocab))], dtype=object)
+        return TokenGenTables(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            legal_tokens=self._static_mask,
+            words=words,
+            incremental_reward=self._episode_reward.tracks_words,
+        )
 
-    def _legal_mask(self) -> np.ndarray:
+    def legal_mask(self, prompt_ids: Sequence[int], output_ids: Sequence[int]) -> np.ndarray:
+        """The legal tokens (a bool array) after ``output_ids`` were written for a prompt of
+        ``prompt_ids``: the static ones, narrowed by ``mask_fn``."""
         if self.mask_fn is None:
             return self._static_mask
-        narrowed = np.asarray(self.mask_fn(self.prompt_token_ids, self.output_token_ids), dtype=bool)
+        narrowed = np.asarray(self.mask_fn(prompt_ids, output_ids), dtype=bool)
         if narrowed.shape != self._static_mask.shape:
             raise ValueError(f"mask_fn returned shape {narrowed.shape}, expected {self._static_mask.shape}")
         mask = self._static_mask & narrowed
         if not mask.any():
             raise ValueError("mask_fn left no legal action; keep at least EOS legal")
         return mask
+
+    def _check_mask_fn(self) -> None:
+        """Call ``mask_fn`` once, on the first example's prompt ids and an empty output, so
+        that a broken one fails at construction rather than at the first step."""
+        try:
+            self.legal_mask(self.encoded_prompt(0), [])
+        except Exception as err:  # noqa: BLE001 (any failure of user code is reported)
+            name = getattr(self.mask_fn, "__name__", type(self.mask_fn).__name__)
+            message = str(err) if isinstance(err, ValueError) else f"raised {type(err).__name__}: {err}"
+            kind = TypeError if isinstance(err, TypeError) else ValueError
+            raise kind(f"mask_fn={name}: on the first example's prompt ids and an empty output, {message}") from err
+
+    def _legal_mask(self) -> np.ndarray:
+        return self.legal_mask(self.prompt_token_ids, self.output_token_ids)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         options = self._checked_reset(seed, options)
