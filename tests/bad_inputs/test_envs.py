@@ -67,8 +67,9 @@ CASES = [
                    id=f"{c.__name__}-options-unknown-key") for c in SINGLE],
     *[pytest.param(reset_single(c, options={"index": True}), ValueError, r"options\['index'\] must be an int",
                    id=f"{c.__name__}-options-index-bool") for c in SINGLE],
-    *[pytest.param(reset_vector(e, options="x"), ValueError, r"options must be None or a dict with keys \['index', 'reset_mask'\]",
-                   id=f"{e}-vector-options-str") for e in VECTOR_IDS],
+    *[pytest.param(reset_vector(e, options="x"), ValueError,
+                   r"options must be None or a dict with keys \['index', 'reset_mask'\]", id=f"{e}-vector-options-str")
+      for e in VECTOR_IDS],
     # actions
     *[pytest.param(step_single(c, True), InvalidAction, r"action True is not in the action space", id=f"{c.__name__}-step-bool")
       for c in SINGLE],
@@ -143,8 +144,9 @@ CASES += [
       ]],
     pytest.param(lambda: TokenGenEnv(reward=[("bleu", 0.5), (nan_metric, 0.5)]), ValueError, "reward='nan_metric'",
                  id="reward-list-with-a-bad-callable"),
-    *[pytest.param(lambda m=m: TokenGenEnv(mask_fn=m, **COPY_16), error, f"mask_fn={m.__name__}: on the first example's prompt ids "
-                   f"and an empty output, {message}", id=f"mask-fn-{m.__name__}")
+    *[pytest.param(lambda m=m: TokenGenEnv(mask_fn=m, **COPY_16), error,
+                   f"mask_fn={m.__name__}: on the first example's prompt ids and an empty output, {message}",
+                   id=f"mask-fn-{m.__name__}")
       for m, error, message in [
           (short_mask, ValueError, r"mask_fn returned shape \(3,\), expected \(16,\)"),
           (empty_mask, ValueError, "mask_fn left no legal action; keep at least EOS legal"),
@@ -156,16 +158,26 @@ CASES += [
                  "mask_fn=empty_mask: on the first example", id="vector-mask-fn-empty"),
     # reward weights
     pytest.param(lambda: TokenGenEnv(reward=[("bleu", -1.0), ("rouge1", 2.0)]), ValueError,
-                 r"reward weights must be finite and >= 0, with one > 0; got \{bleu: -1, rouge1: 2\}", id="reward-weight-negative"),
+                 r"reward weights must be finite and >= 0, with one > 0; got \{bleu: -1, rouge1: 2\}",
+                 id="reward-weight-negative"),
     pytest.param(lambda: TokenGenEnv(reward={"bleu": 0, "chrf": 0.0}), ValueError,
-                 r"reward weights must be finite and >= 0, with one > 0; got \{bleu: 0, chrf: 0\}", id="reward-weights-all-zero"),
+                 r"reward weights must be finite and >= 0, with one > 0; got \{bleu: 0, chrf: 0\}",
+                 id="reward-weights-all-zero"),
 ]
 
 CASES += [
     pytest.param(lambda: NERTagEnv(reward="f1"), ValueError,
-                 r"NERTag takes no reward= \(got 'f1'\): its reward is chosen by reward_mode, one of \['token', 'f1_delta', 'f1'\]",
-                 id="ner-reward"),
+                 r"NERTag takes no reward= \(got 'f1'\): its reward is chosen by reward_mode, "
+                 r"one of \['token', 'f1_delta', 'f1'\]", id="ner-reward"),
     pytest.param(lambda: gym.make("NERTag-v0", reward="bleu"), ValueError, "NERTag takes no reward=", id="ner-reward-make"),
+    pytest.param(lambda: TokenGenEnv(reward=[("bleu", True)]), ValueError,
+                 r"a weighted reward term is \(metric, weight\), got \('bleu', True\)", id="reward-weight-bool"),
+    pytest.param(lambda: TokenGenEnv(reward={"metric": "bleu", "weight": True}), ValueError,
+                 "reward weight must be a finite number, got True", id="reward-dict-weight-bool"),
+    pytest.param(lambda: TokenGenEnv(reward={"metric": "length", "target": True}), ValueError,
+                 "length target must be a positive int or None, got True", id="length-target-bool"),
+    pytest.param(lambda: TokenEditEnv(compression={"ratio": np.float64("nan")}), ValueError,
+                 "compression ratio must be a positive number, got", id="compression-ratio-nan"),
 ]
 
 

@@ -14,6 +14,7 @@ from textgym.envs.ner_tag_vector import NERTagVectorEnv
 from textgym.envs.token_gen_vector import TokenGenVectorEnv
 from textgym.envs.vector_base import unbatch_info
 
+
 def no_repeat(prompt_ids, output_ids):
     """A mask_fn: never write the previous token twice in a row."""
     mask = np.ones(16, dtype=bool)

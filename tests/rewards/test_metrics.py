@@ -70,7 +70,9 @@ def test_every_metric_is_in_unit_interval(name, prediction, references):
     assert 0.0 <= value <= 1.0
 
 
-@pytest.mark.parametrize("name", ["bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "token_accuracy"])
+@pytest.mark.parametrize(
+    "name", ["bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "token_accuracy"]
+)
 def test_an_empty_prediction_of_an_empty_reference_scores_1(name):
     metric = METRICS[name]()
     assert metric("", [""]) == 1.0

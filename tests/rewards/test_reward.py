@@ -32,7 +32,8 @@ def test_check_calls_user_metrics_once_and_trusts_built_ins():
     reward = make_reward(["bleu", lambda p, r, s: calls.append(p) or 0.5])
     reward.check("a b", REFS, "src")
     assert calls == ["a b"]
-    with pytest.raises(TypeError, match=r"reward='<lambda>': <lambda>\(prediction, references, source\) on the first example returned None"):
+    message = r"reward='<lambda>': <lambda>\(prediction, references, source\) on the first example returned None"
+    with pytest.raises(TypeError, match=message):
         make_reward(lambda p, r, s: None).check("a", REFS, "", argument="reward")
 
 
@@ -114,3 +115,11 @@ def test_evaluate_module_from_a_local_script(tmp_path):
 def test_evaluate_adapter_rejects_objects_without_compute():
     with pytest.raises(TypeError, match="is not an evaluate module"):
         EvaluateMetric(object())
+
+
+def test_numpy_numbers_are_weights_and_targets():
+    import numpy as np
+
+    reward = make_reward([("bleu", np.float32(3)), ("exact_match", np.int64(1)), {"metric": "length", "target": np.int64(3)}])
+    assert [w for _, _, w in reward.terms] == [0.6, 0.2, 0.2]
+    assert reward("a b c", REFS)[1]["length"] == 1.0

@@ -138,7 +138,9 @@ class NERTagEnv(TextEnv):
       ``min_freq``: train words seen fewer times become UNK too, so that the agent learns
       what to do with unknown words (2 is the classic choice).
     - ``tags``: the tag names (default: ``O`` and ``B-X``/``I-X`` for every type in the data).
-    - ``reward_mode``: see Rewards. ``bio_mask``: see Action Space.
+    - ``reward_mode``: see Rewards (``TAG_REWARD_MODES``). ``bio_mask``: see Action Space.
+    - ``reward``: not taken. NERTag's reward is span F1 (dense or sparse) or tag accuracy,
+      chosen by ``reward_mode``; any ``reward=`` value raises a ValueError that says so.
     - ``window``: None (whole sentence) or k for a (2k+1)-word local view.
     - ``word_shape``: add the word-shape channel (default True).
     - ``action_mask``: False leaves ``info["action_mask"]`` out.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import gymnasium as gym
@@ -65,10 +66,13 @@ class TokenEditEnv(TextEnv):
     ## Rewards
     ``reward`` names a metric in [0, 1], a callable ``(prediction, references, source)``, or
     a weighted list of them (see ``textgym.rewards.make_reward``), for example a fluency
-    model's score. The default is the task's own, else ``rougeL`` (ROUGE-L F-measure).
+    model's score; weights are relative (normalised to sum to 1), so the reward stays in
+    [0, 1], and a callable is called once at construction, on the first example. The
+    default is the task's own, else ``rougeL`` (ROUGE-L F-measure).
     ``compression={"ratio": 0.5}`` (or ``{"length": 8}``) adds an SCRL-style length term,
     ``textgym.rewards.CompressionScore``, with keys ``ratio`` or ``length``, ``shape``
-    ("gaussian" or "linear"), ``width`` and ``weight`` (default 1).
+    ("gaussian" or "linear"), ``width`` and ``weight`` (default 1, relative to the
+    ``reward``'s total of 1: the default pays half metric, half compression).
     ``reward_mode="sparse"`` pays the reward of the final text at the end; ``"dense"``
     pays the change in the reward of the text at each step, which sums to the sparse
     reward (the first step also pays the reward of the source itself).
@@ -389,7 +393,7 @@ def _with_compression(reward: Reward, compression: dict[str, Any] | None) -> Rew
         raise ValueError(f"unknown compression keys {unknown}; valid keys: {list(COMPRESSION_KEYS)}")
     settings = dict(compression)
     weight = settings.pop("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+    if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
         raise ValueError(f"compression weight must be a finite number, got {weight!r}")
     return Reward([*reward.terms, ("compression", CompressionScore(**settings), float(weight))])
 

@@ -58,8 +58,11 @@ class TokenGenEnv(TextEnv):
 
     ## Rewards
     ``reward`` names a metric in [0, 1], a callable ``(prediction, references, source)``, or
-    a weighted list of them (see ``textgym.rewards.make_reward``). The default is the task's
-    own (``token_accuracy`` for copy/reverse/sort, ``bleu`` otherwise).
+    a weighted list of them (see ``textgym.rewards.make_reward``); weights are relative
+    (normalised to sum to 1), so the reward stays in [0, 1]. The default is the task's
+    own (``token_accuracy`` for copy/reverse/sort, ``bleu`` otherwise). A callable is
+    called once at construction, on the first example's prompt, so that one that raises or
+    returns no finite number fails there.
     ``reward_mode="sparse"`` pays the metric of the final text at the end;
     ``"dense"`` pays the change in the metric of the text at every step, which sums to the
     sparse reward.
@@ -84,7 +87,9 @@ class TokenGenEnv(TextEnv):
     - ``max_new_tokens``: default the length of the task's longest reference (at least 1),
       so the best output is always reachable while the MDP stays as small as it can be.
     - ``allowed_tokens``: tokens (str or id) the agent may write; ``mask_fn(prompt_ids,
-      output_ids) -> bool array`` narrows the legal set per step.
+      output_ids) -> bool array`` narrows the legal set per step. ``mask_fn`` is called
+      once at construction (first example, empty output): it must return a bool array of
+      ``len(vocab)`` that leaves some token legal.
     - ``action_mask``: False skips computing the mask for every info (huge vocabularies).
     - ``render_mode``: None, "ansi" (returns a str) or "human" (prints).
 

@@ -20,6 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from numbers import Integral
 
 from textgym.vocab import word_tokenize
 
@@ -173,9 +174,9 @@ class Length:
     """
 
     def __init__(self, target: int | None = None):
-        if target is not None and (not isinstance(target, int) or target < 1):
+        if target is not None and (isinstance(target, bool) or not isinstance(target, Integral) or target < 1):
             raise ValueError(f"length target must be a positive int or None, got {target!r}")
-        self.target = target
+        self.target = None if target is None else int(target)
         self.__name__ = "length"
 
     def __call__(self, prediction: str, references: Sequence[str], source: str = "") -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
 
@@ -96,7 +96,7 @@ def make_reward(spec: Any) -> Reward:
 
 
 def _is_weighted_pair(spec: Sequence) -> bool:
-    return len(spec) == 2 and isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool)
+    return len(spec) == 2 and isinstance(spec[1], Real) and not isinstance(spec[1], bool)
 
 
 def _term(item: Any) -> tuple[str, Metric, float]:
@@ -112,7 +112,7 @@ def _term(item: Any) -> tuple[str, Metric, float]:
         if not _is_weighted_pair(item):
             raise ValueError(f"a weighted reward term is (metric, weight), got {item!r}")
         item, weight = item
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+    if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
         raise ValueError(f"reward weight must be a finite number, got {weight!r}")
     if isinstance(item, str):
         if item not in METRICS:
