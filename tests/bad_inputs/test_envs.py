@@ -80,6 +80,8 @@ CASES = [
     # constructor arguments
     *[pytest.param(lambda c=c: c(render_mode=1), ValueError, r"unknown render_mode 1; valid: None, 'ansi', 'human'",
                    id=f"{c.__name__}-render-mode-int") for c in SINGLE],
+    *[pytest.param(lambda e=e: gym.make(e, render_mode=1), ValueError, r"unknown render_mode 1; valid: None, 'ansi', 'human'",
+                   id=f"{e}-make-render-mode-int") for e in ("TokenGen-v0", "TokenEdit-v0", "NERTag-v0")],
     pytest.param(lambda: TokenGenEnv(max_new_tokens=True), ValueError, "max_new_tokens must be a positive int, got True",
                  id="max-new-tokens-bool"),
     pytest.param(lambda: TokenGenEnv(max_new_tokens=5.0), ValueError, "max_new_tokens must be a positive int, got 5.0",

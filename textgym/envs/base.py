@@ -109,7 +109,13 @@ class TextEnv(gym.Env):
     ``_legal_mask()`` (bool array), ``_render_text()`` and their own ``reset``/``step``,
     calling ``_checked_action`` first in ``step`` and ``_info`` to build infos."""
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    _METADATA = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        # A property, not a class attribute, so that gym.make hands render_mode to the
+        # constructor's check unread: its own check crashes on a non-str (render_mode=1).
+        return self._METADATA
 
     def __init__(self, render_mode: str | None = None, action_mask: bool = True):
         if render_mode is not None and (not isinstance(render_mode, str) or render_mode not in RENDER_MODES):
