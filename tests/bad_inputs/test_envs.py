@@ -77,6 +77,8 @@ CASES = [
                    id=f"{c.__name__}-step-np-bool") for c in SINGLE],
     *[pytest.param(step_vector(e, np.array([True, False])), InvalidAction, r"are not in the action space",
                    id=f"{e}-vector-step-bool") for e in VECTOR_IDS],
+    pytest.param(lambda: TokenEditEnv().describe_action(True), ValueError, "action True is not in the action space",
+                 id="describe-action-bool"),
     # constructor arguments
     *[pytest.param(lambda c=c: c(render_mode=1), ValueError, r"unknown render_mode 1; valid: None, 'ansi', 'human'",
                    id=f"{c.__name__}-render-mode-int") for c in SINGLE],

@@ -241,7 +241,7 @@ class TokenEditEnv(TextEnv):
 
     def describe_action(self, action: int) -> tuple[str, str | None]:
         """``(op, token)`` of an action id; token is a str for replace and insert, else None."""
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
         action = int(action)
         if action < N_FIXED_ACTIONS:
