@@ -286,6 +286,10 @@ class _WordDecoder(IncrementalDecoder):
         self._skip = (vocab.pad_id, vocab.bos_id, vocab.eos_id)
         super().__init__(vocab)
 
+    def reset(self) -> None:
+        self.ids = []
+        self.text = ""
+
     def append(self, token: int) -> str:
         self.ids.append(token)
         if token not in self._skip:
