@@ -60,6 +60,12 @@ CASES = [
       for e in VECTOR_IDS],
     *[pytest.param(reset_vector(e, seed=2.0), ValueError, r"seed must be None, a non-negative int or a list of 2",
                    id=f"{e}-vector-seed-float") for e in VECTOR_IDS],
+    *[pytest.param(lambda e=e: gym.make(e).reset(seed=-3), ValueError, f"{SEED}, got -3", id=f"{e}-make-seed-negative")
+      for e in ("TokenGen-v0", "TokenEdit-v0", "NERTag-v0")],
+    pytest.param(lambda: gym.make_vec("TokenEdit-v0", num_envs=2).reset(seed=[1, -1]), ValueError, f"{SEED}, got -1",
+                 id="TokenEdit-sync-seed-list"),
+    pytest.param(lambda: gym.make_vec("TokenGen-v0", num_envs=2, vectorization_mode="sync").reset(seed=-1), ValueError,
+                 f"{SEED}, got -1", id="TokenGen-sync-seed-negative"),
     # reset options
     *[pytest.param(reset_single(c, options="x"), ValueError, r"options must be None or a dict with keys \['index'\]",
                    id=f"{c.__name__}-options-str") for c in SINGLE],
@@ -75,6 +81,8 @@ CASES = [
       for c in SINGLE],
     *[pytest.param(step_single(c, np.True_), InvalidAction, r"action True is not in the action space",
                    id=f"{c.__name__}-step-np-bool") for c in SINGLE],
+    *[pytest.param(lambda e=e: step_single(lambda: gym.make(e), True)(), InvalidAction, "action True is not in the action space",
+                   id=f"{e}-make-step-bool") for e in ("TokenGen-v0", "TokenEdit-v0", "NERTag-v0")],
     *[pytest.param(step_vector(e, np.array([True, False])), InvalidAction, r"are not in the action space",
                    id=f"{e}-vector-step-bool") for e in VECTOR_IDS],
     pytest.param(lambda: TokenEditEnv().describe_action(True), ValueError, "action True is not in the action space",
