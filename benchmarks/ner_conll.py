@@ -24,7 +24,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import textgym  # noqa: F401
-from textgym.metrics import ner_report
+from textgym.rewards.span_metrics import ner_report
 from textgym.sb3 import policy_kwargs
 
 WNUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "wnut17"

@@ -5,7 +5,7 @@ previous tag, and pays 1 per correct tag. Training words seen once become UNK
 (``min_freq=2``), and the test split's names never occur in training, so the Q-network
 has to tag unknown capitalised words from their shape and context. Each tag is judged on
 its own, so the discount is 0 (a bandit per token). Scored with
-``textgym.metrics.ner_report`` on every test sentence.
+``textgym.rewards.span_metrics.ner_report`` on every test sentence.
 
     python examples/03_dqn_ner.py                   # 38 s on 2 shared CPU cores
     TEXTGYM_QUICK=1 python examples/03_dqn_ner.py   # a smoke run, 8 s
@@ -19,7 +19,7 @@ import torch
 
 import textgym  # noqa: F401  (registers the ids)
 from agents import DQNAgent
-from textgym.metrics import ner_report
+from textgym.rewards.span_metrics import ner_report
 
 QUICK = os.environ.get("TEXTGYM_QUICK") == "1"
 TRAIN_STEPS = 1_500 if QUICK else 10_000

@@ -29,7 +29,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import textgym  # noqa: F401  (registers NERTag-v0)
-from textgym.metrics import ner_report
+from textgym.rewards.span_metrics import ner_report
 from textgym.sb3 import policy_kwargs
 
 QUICK = os.environ.get("TEXTGYM_QUICK") == "1"

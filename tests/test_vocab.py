@@ -1,5 +1,7 @@
 import re
+from functools import lru_cache
 
+import numpy as np
 import pytest
 import sacrebleu
 from hypothesis import given, settings
@@ -85,3 +87,49 @@ def test_tokenizer_adapter(tokenizer_dir):
 def test_tokenizer_adapter_rejects_non_tokenizers():
     with pytest.raises(TypeError, match="not a transformers tokenizer"):
         TokenizerVocabulary(object())
+
+
+@lru_cache(maxsize=1)
+def _byte_level_tokenizer():
+    """A small byte-level BPE (GPT-2 style), trained here: its tokens split UTF-8 characters
+    and carry their leading space, the cases an incremental decoder must get right."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(["héllo wörld, naïve café", "the cat sat on the mat", "日本語 テキスト"], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
+
+
+def test_incremental_decoder_of_a_word_tokenizer_equals_full_decode(tokenizer_dir):
+    vocab = TokenizerVocabulary(tokenizer_dir)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        ids = rng.integers(len(vocab), size=int(rng.integers(1, 40))).tolist()
+        decoder = vocab.incremental_decoder()
+        for n, token in enumerate(ids, 1):
+            assert decoder.append(token) == vocab.decode(ids[:n])
+
+
+@settings(max_examples=60, deadline=None)
+@given(ids=st.lists(st.integers(0, 299), max_size=60))
+def test_incremental_decoder_of_a_byte_level_tokenizer_equals_full_decode(ids):
+    vocab = TokenizerVocabulary(_byte_level_tokenizer())
+    ids = [i % len(vocab) for i in ids]
+    decoder = vocab.incremental_decoder()
+    for n, token in enumerate(ids, 1):
+        assert decoder.append(token) == vocab.decode(ids[:n])
+    decoder.reset()
+    assert decoder.text == "" and decoder.append(ids[0] if ids else 0) == vocab.decode(ids[:1] or [0])
+
+
+@given(ids=st.lists(st.integers(0, 9), max_size=30))
+def test_incremental_decoder_of_a_word_vocabulary_equals_full_decode(ids):
+    vocab = WordVocabulary(SPECIAL_TOKENS + tuple("abcdef"))
+    decoder = vocab.incremental_decoder()
+    for n, token in enumerate(ids, 1):
+        assert decoder.append(token) == vocab.decode(ids[:n])
+

@@ -141,3 +141,19 @@ def test_spec_round_trips_through_json(env_id):
 def test_bad_render_mode_is_rejected(env_id):
     with pytest.raises(ValueError, match="render_mode 'rgb'"):
         gym.make(env_id, render_mode="rgb")
+
+
+def test_numpy_integers_are_accepted_wherever_ints_are():
+    env = gym.make("TokenGen-v0", max_new_tokens=np.int64(5))
+    assert env.unwrapped.max_new_tokens == 5 and type(env.unwrapped.max_new_tokens) is int
+    obs, _ = env.reset(seed=np.int64(3), options={"index": np.int32(1)})
+    same, _ = gym.make("TokenGen-v0", max_new_tokens=5).reset(seed=3, options={"index": 1})
+    np.testing.assert_array_equal(obs["prompt_ids"], same["prompt_ids"])
+    env.step(np.int64(4))
+    edit = gym.make("TokenEdit-v0", max_edits=np.int16(2), max_length=np.uint8(40), max_steps=np.int64(9))
+    assert (edit.unwrapped.max_edits, edit.unwrapped.max_length, edit.unwrapped.max_steps) == (2, 40, 9)
+    ner = gym.make("NERTag-v0", window=np.int64(1), min_freq=np.int64(2))
+    assert ner.unwrapped.window == 1
+    envs = gym.make_vec("TokenGen-v0", num_envs=np.int64(2), max_episode_steps=np.int64(3))
+    envs.reset(seed=[np.int64(0), 1])
+    assert envs.num_envs == 2

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import textgym  # noqa: F401
 from textgym.envs import NERTagEnv
 from textgym.envs.ner_tag import SHAPES, word_shape
-from textgym.metrics import ner_report, span_f1
+from textgym.rewards.span_metrics import ner_report, span_f1
 from textgym.tasks import to_iob2
 
 ROWS = [
@@ -182,9 +182,9 @@ def test_word_shapes():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"reward_mode": "dense"}, "unknown reward_mode 'dense'; valid: 'token', 'f1_delta', 'f1'"),
+        ({"reward_mode": "dense"}, "unknown reward_mode 'dense'; valid modes: \\['token', 'f1_delta', 'f1'\\]"),
         ({"window": -1}, "window must be None or an int >= 0, got -1"),
-        ({"min_freq": 0}, "min_freq must be an int >= 1, got 0"),
+        ({"min_freq": 0}, "min_freq must be a positive int, got 0"),
         ({"bio_mask": "yes"}, "bio_mask must be True or False, got 'yes'"),
         ({"split": "dev"}, "unknown split 'dev'; valid splits"),
         ({"task": "copy"}, "task 'copy' is not a TaggedSentence task; built-in ones: \\['entities'\\]"),

@@ -190,7 +190,8 @@ def test_end_metrics():
     assert all(type(v) is float for v in metrics.values())
     assert metrics["rougeL"] == 1.0 and metrics["compression_ratio"] == 0.75 and metrics["edits_used"] == 1.0
     assert metrics["compression"] == pytest.approx(CompressionScore(ratio=0.5)("a c d", [], "a b c d"))
-    assert reward == pytest.approx(1.0 + metrics["compression"])
+    # rougeL and the compression term (weight 1 each) share the reward equally
+    assert reward == pytest.approx((1.0 + metrics["compression"]) / 2)
 
 
 def test_compression_score_shapes():
@@ -208,7 +209,7 @@ def test_rewards_combine_with_a_weighted_callable():
     env = make(reward=["rouge1", (shortness, 0.5)])
     env.reset(options={"index": 0})
     _, reward, *_, info = act(env, "stop")
-    assert reward == pytest.approx(info["metrics"]["rouge1"] + 0.5 / 5)
+    assert reward == pytest.approx((info["metrics"]["rouge1"] + 0.5 / 5) / 1.5)
     assert info["metrics"]["shortness"] == pytest.approx(0.2)
 
 
@@ -315,7 +316,7 @@ def test_dense_reward_pays_the_change():
         ({"candidate_tokens": ["a"], "mode": "compress"}, "candidate_tokens only apply to mode='edit'"),
         ({"max_length": 3}, "max_length 3 is shorter than the longest source \\(4 tokens\\)"),
         ({"max_length": 0}, "max_length must be a positive int, got 0"),
-        ({"max_edits": 0}, "max_edits must be a positive int, got 0"),
+        ({"max_edits": 0}, "max_edits must be None or a positive int, got 0"),
         ({"max_steps": "10"}, "max_steps must be a positive int, got '10'"),
         ({"reward": "rouge"}, "unknown reward metric 'rouge'; valid metrics: \\[.*'rougeL'"),
         ({"reward_mode": "dence"}, "unknown reward_mode 'dence'; valid modes: \\['sparse', 'dense'\\]"),

@@ -77,8 +77,10 @@ def test_default_mask_forbids_pad_bos_unk_and_allows_eos():
 
 
 def test_allowed_tokens_and_mask_fn_narrow_the_mask():
+    n_tokens = len(TokenGenEnv(task=ROWS).vocab)
+
     def no_repeats(prompt_ids, output_ids):
-        mask = np.ones(len(env.vocab), dtype=bool)
+        mask = np.ones(n_tokens, dtype=bool)
         mask[list(output_ids)] = False
         return mask
 

@@ -12,6 +12,8 @@ import textgym  # noqa: F401  (registers the ids)
 from envs_registry import ENVS
 from textgym.envs.ner_tag_vector import NERTagVectorEnv
 from textgym.envs.token_gen_vector import TokenGenVectorEnv
+from textgym.envs.vector_base import unbatch_info
+
 
 def no_repeat(prompt_ids, output_ids):
     """A mask_fn: never write the previous token twice in a row."""
@@ -108,3 +110,60 @@ def test_errors():
         TokenGenVectorEnv(num_envs=0)
     with pytest.raises(ValueError, match="render"):
         NERTagVectorEnv(num_envs=2, render_mode="ansi")
+
+
+def test_unbatch_info_honours_presence_masks():
+    info = {
+        "a": np.array([1.5, 0.0]),
+        "_a": np.array([True, False]),
+        "text": np.array(["x", "y"], dtype=object),
+        "metrics": {"f1": np.array([0.0, 0.5]), "_f1": np.array([False, True])},
+        "_metrics": np.array([False, True]),
+    }
+    first, second = unbatch_info(info, 0), unbatch_info(info, 1)
+    assert first == {"a": 1.5, "text": "x"}
+    assert type(first["a"]) is float
+    assert second == {"text": "y", "metrics": {"f1": 0.5}}
+
+
+def test_unbatch_info_of_a_native_vector_env_equals_the_single_env_info():
+    envs = gym.make_vec("TokenGen-v0", num_envs=2)
+    env = gym.make("TokenGen-v0")
+    _, batched = envs.reset(seed=3)
+    _, single = env.reset(seed=4)
+    info = unbatch_info(batched, 1)
+    assert info.keys() == single.keys()
+    np.testing.assert_array_equal(info["action_mask"], single["action_mask"])
+
+
+def test_native_equals_sync_with_a_tokenizer_vocabulary(tokenizer_dir):
+    task = [{"prompt": "hi there", "references": ["hello there ."]}, {"prompt": "bye", "references": ["see you"]}]
+    kwargs = {"task": task, "vocab": str(tokenizer_dir), "reward": "bleu", "reward_mode": "dense", "max_new_tokens": 6}
+    native = gym.make_vec("TokenGen-v0", num_envs=3, **kwargs)
+    sync = gym.make_vec("TokenGen-v0", num_envs=3, vectorization_mode="sync", **kwargs)
+    assert_same_step(native.reset(seed=1), sync.reset(seed=1))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        actions = rng.integers(native.single_action_space.n, size=3)
+        assert_same_step(native.step(actions), sync.step(actions))
+
+
+def test_single_envs_hand_their_tables_to_batched_versions():
+    gen = gym.make("TokenGen-v0").unwrapped
+    tables = gen.batch_tables()
+    assert tables.prompt_ids.shape == (len(gen.examples), gen.max_prompt_tokens)
+    first = gen.encoded_prompt(0)
+    assert tables.prompt_ids[0, : len(first)].tolist() == first and tables.prompt_mask[0].sum() == len(first)
+    assert tables.words[gen.vocab.eos_id] == "" and tables.words[5] == gen.vocab.id_to_token(5)
+    assert not tables.incremental_reward  # sparse
+    np.testing.assert_array_equal(gen.legal_mask(first, []), tables.legal_tokens)
+    with pytest.raises(ValueError, match="read-only"):
+        tables.legal_tokens[0] = True
+
+    ner = gym.make("NERTag-v0").unwrapped
+    tables = ner.batch_tables()
+    assert len(tables.sentences) == len(ner.examples)
+    assert tables.sentences[0].gold.tolist() == [ner.tag_id(t) for t in ner.examples[0].tags]
+    assert tables.tag_prefixes.tolist() == [0] + [1, 2] * ((len(ner.tags) - 1) // 2)
+    b_per, i_per = ner.tag_id("B-PER"), ner.tag_id("I-PER")
+    assert not tables.legal_tags[0, i_per] and tables.legal_tags[1 + tables.tag_types[b_per], i_per]

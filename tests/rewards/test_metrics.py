@@ -68,3 +68,23 @@ def test_length_against_target():
 def test_every_metric_is_in_unit_interval(name, prediction, references):
     value = METRICS[name]()(prediction, references, "")
     assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize(
+    "name", ["bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "token_accuracy"]
+)
+def test_an_empty_prediction_of_an_empty_reference_scores_1(name):
+    metric = METRICS[name]()
+    assert metric("", [""]) == 1.0
+    assert metric(" ", ["x", " "]) == 1.0  # the best over references
+    assert metric("", ["x"]) == 0.0
+
+
+def test_an_empty_output_of_a_task_of_empty_references_scores_1():
+    import gymnasium as gym
+
+    env = gym.make("TokenGen-v0", task=[{"prompt": "a b", "references": [""]}], reward="bleu")
+    assert env.unwrapped.max_new_tokens == 1
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(env.unwrapped.vocab.eos_id)
+    assert terminated and reward == 1.0 and info["text"] == ""

@@ -12,10 +12,29 @@ def test_names_callables_and_weights():
     reward = make_reward([("exact_match", 0.25), first_word, {"metric": "length", "target": 2, "weight": 0.5}])
     value, metrics = reward("a x", REFS, "src")
     assert metrics == {"exact_match": 0.0, "first_word": 1.0, "length": 1.0}
-    assert value == pytest.approx(0.25 * 0 + 1.0 * 1 + 0.5 * 1)
+    # weights are relative: 0.25, 1 and 0.5 pay their share of 1.75
+    assert value == pytest.approx((0.25 * 0 + 1.0 * 1 + 0.5 * 1) / 1.75)
     assert make_reward({"token_f1": 0.5, "exact_match": 0.5}).names == ["token_f1", "exact_match"]
-    assert make_reward(("bleu", 2)).terms[0][2] == 2.0
+    assert make_reward(("bleu", 5)).terms[0][2] == 1.0
+    assert make_reward(("bleu", 5))("a b c", REFS) == (1.0, {"bleu": 1.0})
     assert make_reward(reward) is reward
+
+
+def test_weights_are_normalised_and_zero_weights_report_without_paying():
+    reward = make_reward([("token_accuracy", 3), ("exact_match", 1), ("token_f1", 0)])
+    assert [w for _, _, w in reward.terms] == [0.75, 0.25, 0.0]
+    value, metrics = reward("a b x", REFS)
+    assert value == pytest.approx(0.75 * 2 / 3) and metrics["token_f1"] == pytest.approx(2 / 3)
+
+
+def test_check_calls_user_metrics_once_and_trusts_built_ins():
+    calls = []
+    reward = make_reward(["bleu", lambda p, r, s: calls.append(p) or 0.5])
+    reward.check("a b", REFS, "src")
+    assert calls == ["a b"]
+    message = r"reward='<lambda>': <lambda>\(prediction, references, source\) on the first example returned None"
+    with pytest.raises(TypeError, match=message):
+        make_reward(lambda p, r, s: None).check("a", REFS, "", argument="reward")
 
 
 def test_callable_gets_prediction_references_and_source():
@@ -96,3 +115,11 @@ def test_evaluate_module_from_a_local_script(tmp_path):
 def test_evaluate_adapter_rejects_objects_without_compute():
     with pytest.raises(TypeError, match="is not an evaluate module"):
         EvaluateMetric(object())
+
+
+def test_numpy_numbers_are_weights_and_targets():
+    import numpy as np
+
+    reward = make_reward([("bleu", np.float32(3)), ("exact_match", np.int64(1)), {"metric": "length", "target": np.int64(3)}])
+    assert [w for _, _, w in reward.terms] == [0.6, 0.2, 0.2]
+    assert reward("a b c", REFS)[1]["length"] == 1.0

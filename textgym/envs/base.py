@@ -8,7 +8,7 @@ in ``_mask`` mark the real entries with 1, and the other keys are small integer 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +18,47 @@ from gymnasium.error import InvalidAction, ResetNeeded
 from textgym.vocab import Vocabulary
 
 RENDER_MODES = ("ansi", "human")
+RESET_OPTIONS = ("index",)  # the keys reset(options=...) takes
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), bools excluded."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python ones, so that messages show ``-1``, not ``np.int64(-1)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def checked_int(name: str, value: Any, minimum: int = 1, optional: bool = False) -> int | None:
+    """``value`` as an int, or a ValueError naming ``name`` unless it is an int >= ``minimum``
+    (numpy integers count, bools do not); ``optional`` also lets None through."""
+    if optional and value is None:
+        return None
+    if not is_int(value) or value < minimum:
+        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {'None or ' if optional else ''}{expected}, got {_plain(value)!r}")
+    return int(value)
+
+
+def checked_seed(seed: Any) -> int | None:
+    """A reset seed as None or an int; gymnasium's own check raises a generic Error."""
+    if seed is not None and (not is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be None or a non-negative int, got {_plain(seed)!r}")
+    return None if seed is None else int(seed)
+
+
+def checked_options(options: Any, valid: Sequence[str] = RESET_OPTIONS) -> dict:
+    """``reset``'s ``options`` as a dict (empty for None) with only the ``valid`` keys."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"options must be None or a dict with keys {list(valid)}, got {options!r}")
+    unknown = sorted(map(repr, set(options) - set(valid)))
+    if unknown:
+        raise ValueError(f"unknown reset options {', '.join(unknown)}; valid keys: {list(valid)}")
+    return options
 
 
 def id_box(length: int, n_ids: int) -> gym.spaces.Box:
@@ -38,7 +79,7 @@ def token_ids(vocab: Vocabulary, tokens: Iterable[str | int], argument: str) -> 
     """Ids of tokens given as ids or strings; a clear ValueError for any that is not valid."""
     ids = []
     for token in tokens:
-        if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
+        if is_int(token):
             if not 0 <= token < len(vocab):
                 raise ValueError(f"{argument}: token id {token} is outside the vocabulary [0, {len(vocab)})")
             ids.append(int(token))
@@ -52,13 +93,14 @@ def token_ids(vocab: Vocabulary, tokens: Iterable[str | int], argument: str) -> 
     return ids
 
 
-def example_index(options: dict | None, n_examples: int, rng: np.random.Generator) -> int:
-    """``options={"index": i}`` picks an example (for evaluation sweeps); else a random one."""
-    index = (options or {}).get("index")
+def example_index(options: dict, n_examples: int, rng: np.random.Generator) -> int:
+    """``options={"index": i}`` picks an example (for evaluation sweeps); else a random one.
+    ``options`` is already checked (:func:`checked_options`)."""
+    index = options.get("index")
     if index is None:
         return int(rng.integers(n_examples))
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n_examples:
-        raise ValueError(f"options['index'] must be an int in [0, {n_examples}), got {index!r}")
+    if not is_int(index) or not 0 <= index < n_examples:
+        raise ValueError(f"options['index'] must be an int in [0, {n_examples}), got {_plain(index)!r}")
     return int(index)
 
 
@@ -67,10 +109,16 @@ class TextEnv(gym.Env):
     ``_legal_mask()`` (bool array), ``_render_text()`` and their own ``reset``/``step``,
     calling ``_checked_action`` first in ``step`` and ``_info`` to build infos."""
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    _METADATA = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        # A property, not a class attribute, so that gym.make hands render_mode to the
+        # constructor's check unread: its own check crashes on a non-str (render_mode=1).
+        return self._METADATA
 
     def __init__(self, render_mode: str | None = None, action_mask: bool = True):
-        if render_mode is not None and render_mode not in RENDER_MODES:
+        if render_mode is not None and (not isinstance(render_mode, str) or render_mode not in RENDER_MODES):
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, {', '.join(map(repr, RENDER_MODES))}")
         if not isinstance(action_mask, bool):
             raise ValueError(f"action_mask must be True or False, got {action_mask!r}")
@@ -85,14 +133,21 @@ class TextEnv(gym.Env):
             raise ResetNeeded("Cannot call step() before reset(): call env.reset() first.")
         if self._episode_over:
             raise ResetNeeded("The episode has ended (terminated or truncated): call env.reset() before step().")
-        if not self.action_space.contains(action):
+        # Discrete.contains takes True as 1; a bool is not an action
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise InvalidAction(
-                f"action {action!r} is not in the action space {self.action_space}: "
+                f"action {_plain(action)!r} is not in the action space {self.action_space}: "
                 f"valid actions are integers 0..{self.action_space.n - 1}"
             )
         return int(action)
 
-    def _draw_example(self, options: dict | None) -> list[int]:
+    def _checked_reset(self, seed: Any, options: Any) -> dict:
+        """Check ``reset``'s arguments and seed ``self.np_random``; returns the options."""
+        options = checked_options(options)
+        super().reset(seed=checked_seed(seed))
+        return options
+
+    def _draw_example(self, options: dict) -> list[int]:
         """Pick the episode's example from ``self.examples`` (at random, or
         ``options["index"]``) into ``self.example``; returns its prompt's token ids, encoded
         once per example with ``self.vocab``."""

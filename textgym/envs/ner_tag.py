@@ -11,15 +11,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, example_index, id_box, mask_box
-from textgym.metrics import iob2_spans, precision_recall_f1
+from textgym.envs.base import TextEnv, checked_int, counter_box, example_index, id_box, mask_box
+from textgym.rewards import check_reward_mode
+from textgym.rewards.span_metrics import iob2_spans, precision_recall_f1
 from textgym.tasks import TaggedSentence, load_task
 from textgym.vocab import SPECIAL_TOKENS, Vocabulary, WordVocabulary, resolve_vocabulary
 
-REWARD_MODES = ("token", "f1_delta", "f1")
+TAG_REWARD_MODES = ("token", "f1_delta", "f1")  # NERTag's reward_mode (see Rewards)
 SHAPES = ("<pad>", "lower", "Title", "UPPER", "number", "punct", "mention", "url", "mixed")
 _NUMBER = re.compile(r"[\d.,:/%-]*\d[\d.,:/%-]*")
-_O, _B, _I = 0, 1, 2  # tag prefixes
+PREFIX_O, PREFIX_B, PREFIX_I = 0, 1, 2  # a tag's IOB2 prefix, as NERTagTables.tag_prefixes codes it
 
 
 def word_shape(token: str) -> int:
@@ -42,8 +43,9 @@ def word_shape(token: str) -> int:
 
 
 @dataclass(frozen=True)
-class _Sentence:
-    """What an episode needs of one example, computed once per example."""
+class PreparedSentence:
+    """What an episode needs of one example, computed once per example
+    (:meth:`NERTagEnv.prepared`)."""
 
     word_ids: np.ndarray  # (L,)
     shape_ids: np.ndarray  # (L,)
@@ -53,13 +55,25 @@ class _Sentence:
     gold_before: np.ndarray  # (L + 1,): gold spans starting before n, i.e. in the n-token prefix
 
 
+@dataclass(frozen=True)
+class NERTagTables:
+    """A NERTag env's tables for a batched version of it (:meth:`NERTagEnv.batch_tables`)."""
+
+    sentences: list[PreparedSentence]  # every example of the split
+    tag_prefixes: np.ndarray  # (tags,): PREFIX_O, PREFIX_B or PREFIX_I of each tag id
+    tag_types: np.ndarray  # (tags,): the entity type id of each tag, -1 for O
+    # (types + 1, tags) bool: the legal tags outside an entity (row 0) and inside an
+    # entity of type t (row 1 + t)
+    legal_tags: np.ndarray
+
+
 class NERTagEnv(TextEnv):
     """
     ## Description
     Named-entity recognition as a sequential decision process. Each episode is one
     sentence; step t assigns an IOB2 tag (``O``, ``B-X`` or ``I-X``) to token t, and the
     episode ends when the last token is tagged. Entities are scored as spans, as seqeval
-    does in strict IOB2 mode (``textgym.metrics``).
+    does in strict IOB2 mode (``textgym.rewards.span_metrics``).
 
     ## Action Space
     ``Discrete(len(tags))``: the tag of the current token. ``env.unwrapped.tags`` lists the
@@ -124,7 +138,9 @@ class NERTagEnv(TextEnv):
       ``min_freq``: train words seen fewer times become UNK too, so that the agent learns
       what to do with unknown words (2 is the classic choice).
     - ``tags``: the tag names (default: ``O`` and ``B-X``/``I-X`` for every type in the data).
-    - ``reward_mode``: see Rewards. ``bio_mask``: see Action Space.
+    - ``reward_mode``: see Rewards (``TAG_REWARD_MODES``). ``bio_mask``: see Action Space.
+    - ``reward``: not taken. NERTag's reward is span F1 (dense or sparse) or tag accuracy,
+      chosen by ``reward_mode``; any ``reward=`` value raises a ValueError that says so.
     - ``window``: None (whole sentence) or k for a (2k+1)-word local view.
     - ``word_shape``: add the word-shape channel (default True).
     - ``action_mask``: False leaves ``info["action_mask"]`` out.
@@ -139,6 +155,7 @@ class NERTagEnv(TextEnv):
         task: Any = "entities",
         split: str = "train",
         vocab: Any = None,
+        reward: None = None,
         reward_mode: str = "f1_delta",
         bio_mask: bool = True,
         window: int | None = None,
@@ -151,15 +168,17 @@ class NERTagEnv(TextEnv):
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode, action_mask=action_mask)
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"unknown reward_mode {reward_mode!r}; valid: {', '.join(map(repr, REWARD_MODES))}")
+        if reward is not None:
+            raise ValueError(
+                f"NERTag takes no reward= (got {reward!r}): its reward is chosen by reward_mode, "
+                f"one of {list(TAG_REWARD_MODES)} (span F1 as a dense or sparse reward, or per-token accuracy)"
+            )
+        check_reward_mode(reward_mode, TAG_REWARD_MODES)
         for name, value in (("bio_mask", bio_mask), ("word_shape", word_shape), ("lowercase", lowercase)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
-            raise ValueError(f"window must be None or an int >= 0, got {window!r}")
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        window = checked_int("window", window, minimum=0, optional=True)
+        min_freq = checked_int("min_freq", min_freq)
         self.task = load_task(task, task_kwargs, example_type=TaggedSentence)
         self.examples = self.task.split(split)
         self.split = split
@@ -171,12 +190,13 @@ class NERTagEnv(TextEnv):
         types = sorted({tag[2:] for tag in self.tags if tag != "O"})
         self._type_ids = {kind: i for i, kind in enumerate(types)}
         # plain lists: indexing them per step is cheaper than numpy scalars
-        self._prefix = [_O if t == "O" else (_B if t[0] == "B" else _I) for t in self.tags]
+        self._prefix = [PREFIX_O if t == "O" else (PREFIX_B if t[0] == "B" else PREFIX_I) for t in self.tags]
         self._type = [self._type_ids[t[2:]] if t != "O" else -1 for t in self.tags]
         if vocab is None:
             vocab = _train_vocabulary(self.task.split("train"), lowercase, min_freq)
         self.vocab: Vocabulary = resolve_vocabulary(vocab, ())
         self._masks = self._make_masks(bio_mask)
+        self._masks.flags.writeable = False  # batch_tables() hands it out
         self.max_tokens = max(len(e.tokens) for e in self.task.examples())
 
         n_words, n_tags, n = len(self.vocab), len(self.tags), self.max_tokens
@@ -197,7 +217,7 @@ class NERTagEnv(TextEnv):
             spaces["prev_tag_ids"] = id_box(1, n_tags + 1)
         self.observation_space = gym.spaces.Dict(spaces)
 
-        self._cache: dict[int, _Sentence] = {}
+        self._cache: dict[int, PreparedSentence] = {}
         self._chosen = np.zeros(n, dtype=np.int64)  # tag id + 1, 0 = untagged
         self._start(0)
 
@@ -224,13 +244,14 @@ class NERTagEnv(TextEnv):
         n_types = len(self._type_ids)
         if not bio_mask:
             return np.ones((n_types + 1, len(self.tags)), dtype=bool)
-        masks = np.tile(np.array(self._prefix) != _I, (n_types + 1, 1))
+        masks = np.tile(np.array(self._prefix) != PREFIX_I, (n_types + 1, 1))
         for tag, (prefix, kind) in enumerate(zip(self._prefix, self._type)):
-            if prefix == _I:
+            if prefix == PREFIX_I:
                 masks[1 + kind, tag] = True
         return masks
 
-    def _prepare(self, index: int) -> _Sentence:
+    def prepared(self, index: int) -> PreparedSentence:
+        """Example ``index`` as ids, shapes and gold spans, computed once (cached)."""
         sentence = self._cache.get(index)
         if sentence is not None:
             return sentence
@@ -241,7 +262,7 @@ class NERTagEnv(TextEnv):
         before = np.zeros(len(example.tokens) + 1, dtype=np.int64)
         for _, start, _ in spans:
             before[start + 1:] += 1
-        sentence = self._cache[index] = _Sentence(
+        sentence = self._cache[index] = PreparedSentence(
             word_ids=np.array(words, dtype=np.int64),
             shape_ids=np.array(shapes, dtype=np.int64),
             gold=np.array([self._tag_ids[tag] for tag in example.tags], dtype=np.int64),
@@ -268,6 +289,16 @@ class NERTagEnv(TextEnv):
         except KeyError:
             raise ValueError(f"unknown tag {name!r}; valid tags: {self.tags}") from None
 
+    def batch_tables(self) -> NERTagTables:
+        """What a batched version of this env needs (``NERTagVectorEnv`` uses it): every
+        sentence of the split prepared, and the tag rules as arrays."""
+        return NERTagTables(
+            sentences=[self.prepared(index) for index in range(len(self.examples))],
+            tag_prefixes=np.array(self._prefix, dtype=np.int64),
+            tag_types=np.array(self._type, dtype=np.int64),
+            legal_tags=self._masks,
+        )
+
     @property
     def predicted_tags(self) -> list[str]:
         """The tag names chosen so far in this episode."""
@@ -276,14 +307,14 @@ class NERTagEnv(TextEnv):
     # -- MDP ------------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        options = self._checked_reset(seed, options)
         self._start(example_index(options, len(self.examples), self.np_random))
         self._begin_episode()
         return self._observation(), self._info(self.example.prompt)
 
     def _start(self, index: int) -> None:
         self.example: TaggedSentence = self.examples[index]
-        self._sentence = self._prepare(index)
+        self._sentence = self.prepared(index)
         self._position = 0
         self._chosen.fill(0)
         self._pieces = list(self.example.tokens)
@@ -295,9 +326,9 @@ class NERTagEnv(TextEnv):
         tag = self._checked_action(action)
         sentence, position = self._sentence, self._position
         prefix, kind = self._prefix[tag], self._type[tag]
-        if not (prefix == _I and kind == self._open_type):
+        if not (prefix == PREFIX_I and kind == self._open_type):
             self._close_entity(position)
-            if prefix == _B:
+            if prefix == PREFIX_B:
                 self._open_type, self._open_start = kind, position
         correct_tag = bool(tag == sentence.gold[position])
         self._n_correct_tags += correct_tag

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from textgym.envs.ner_tag import _B, _I, NERTagEnv
+from textgym.envs.ner_tag import PREFIX_B, PREFIX_I, NERTagEnv, NERTagTables
 from textgym.envs.vector_base import TextVectorEnv
-from textgym.metrics import precision_recall_f1
+from textgym.rewards.span_metrics import precision_recall_f1
 
 
 class NERTagVectorEnv(TextVectorEnv):
@@ -25,9 +25,9 @@ class NERTagVectorEnv(TextVectorEnv):
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
         env = NERTagEnv(**kwargs)
         self._setup(env, num_envs, max_episode_steps)
-        self._build_tables(env)
-        self._tag_prefix = np.array(env._prefix, dtype=np.int64)
-        self._tag_type = np.array(env._type, dtype=np.int64)
+        tables = env.batch_tables()
+        self._build_tables(env, tables)
+        self._tag_prefix, self._tag_type, self._legal_tags = tables.tag_prefixes, tables.tag_types, tables.legal_tags
         self._tag_names = np.array(env.tags, dtype=object)
         n, length = num_envs, env.max_tokens
         self._example = np.zeros(n, dtype=np.int64)
@@ -41,7 +41,7 @@ class NERTagVectorEnv(TextVectorEnv):
         self._potential = np.zeros(n, dtype=np.float64)
         self._pieces: list[list[str]] = [[] for _ in range(n)]
 
-    def _build_tables(self, env: NERTagEnv) -> None:
+    def _build_tables(self, env: NERTagEnv, tables: NERTagTables) -> None:
         """Padded per-example arrays from the single env's prepared sentences."""
         n_examples, length, k = len(env.examples), env.max_tokens, env.window or 0
         pad = env.vocab.pad_id
@@ -55,8 +55,7 @@ class NERTagVectorEnv(TextVectorEnv):
         self._gold_type_from = np.full((n_examples, length), -1, dtype=np.int64)  # gold span starting here
         self._gold_end_from = np.zeros((n_examples, length), dtype=np.int64)
         self._n_gold = np.zeros(n_examples, dtype=np.int64)
-        for e in range(n_examples):
-            sentence = env._prepare(e)
+        for e, sentence in enumerate(tables.sentences):
             m = len(sentence.gold)
             self._lengths[e] = m
             self._words[e, k : k + m] = sentence.word_ids
@@ -70,7 +69,7 @@ class NERTagVectorEnv(TextVectorEnv):
         self._rows_from = np.arange(length)
         self._window_offsets = np.arange(2 * k + 1)
 
-    def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+    def _reset_envs(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:
         examples = self.env.examples
         self._example[rows] = indices = self._draw_examples(rows, options)
         for i, e in zip(rows.tolist(), indices.tolist()):
@@ -86,9 +85,9 @@ class NERTagVectorEnv(TextVectorEnv):
     def _step_envs(self, rows, tags, rewards, terminated, truncated, infos) -> None:
         e, position = self._example[rows], self._position[rows]
         prefix, kind = self._tag_prefix[tags], self._tag_type[tags]
-        restart = ~((prefix == _I) & (kind == self._open_type[rows]))
+        restart = ~((prefix == PREFIX_I) & (kind == self._open_type[rows]))
         self._close_entities(rows[restart], position[restart])
-        begins = restart & (prefix == _B)
+        begins = restart & (prefix == PREFIX_B)
         self._open_type[rows[begins]] = kind[begins]
         self._open_start[rows[begins]] = position[begins]
         correct_tag = tags == self._gold[e, position]
@@ -168,4 +167,4 @@ class NERTagVectorEnv(TextVectorEnv):
         return obs
 
     def _legal_masks(self) -> np.ndarray:
-        return self.env._masks[self._open_type + 1]
+        return self._legal_tags[self._open_type + 1]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
+from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL
 from textgym.rewards.incremental import IncrementalReward
 from textgym.tasks import load_task
@@ -65,10 +66,13 @@ class TokenEditEnv(TextEnv):
     ## Rewards
     ``reward`` names a metric in [0, 1], a callable ``(prediction, references, source)``, or
     a weighted list of them (see ``textgym.rewards.make_reward``), for example a fluency
-    model's score. The default is the task's own, else ``rougeL`` (ROUGE-L F-measure).
+    model's score; weights are relative (normalised to sum to 1), so the reward stays in
+    [0, 1], and a callable is called once at construction, on the first example. The
+    default is the task's own, else ``rougeL`` (ROUGE-L F-measure).
     ``compression={"ratio": 0.5}`` (or ``{"length": 8}``) adds an SCRL-style length term,
     ``textgym.rewards.CompressionScore``, with keys ``ratio`` or ``length``, ``shape``
-    ("gaussian" or "linear"), ``width`` and ``weight`` (default 1).
+    ("gaussian" or "linear"), ``width`` and ``weight`` (default 1, relative to the
+    ``reward``'s total of 1: the default pays half metric, half compression).
     ``reward_mode="sparse"`` pays the reward of the final text at the end; ``"dense"``
     pays the change in the reward of the text at each step, which sums to the sparse
     reward (the first step also pays the reward of the source itself).
@@ -136,6 +140,8 @@ class TokenEditEnv(TextEnv):
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         base_reward = make_reward(reward if reward is not None else self.task.default_reward or "rougeL")
         self.reward = _with_compression(base_reward, compression)
+        first = self.examples[0]
+        self.reward.check(first.prompt, first.references, first.prompt)
         # word vocabularies decode to the space-join of their tokens, so dense rewards can
         # follow each edit incrementally instead of rescoring the text
         self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=isinstance(self.vocab, WordVocabulary))
@@ -153,14 +159,13 @@ class TokenEditEnv(TextEnv):
             longest_edit = max(longest_edit, n_source + max(len(self.vocab.encode(r)) for r in example.references))
         if max_length is None:
             max_length = max(1, longest_source if mode == "compress" else longest_edit)
-        _check_count("max_length", max_length)
+        max_length = checked_int("max_length", max_length)
         if max_length < longest_source:
             raise ValueError(f"max_length {max_length} is shorter than the longest source ({longest_source} tokens)")
-        if max_edits is not None:
-            _check_count("max_edits", max_edits)
+        max_edits = checked_int("max_edits", max_edits, optional=True)
         if max_steps is None:
             max_steps = 2 * max_length + 1
-        _check_count("max_steps", max_steps)
+        max_steps = checked_int("max_steps", max_steps)
         self.max_length, self.max_edits, self.max_steps = max_length, max_edits, max_steps
         self.max_source_tokens = max(1, longest_source)
 
@@ -236,7 +241,7 @@ class TokenEditEnv(TextEnv):
 
     def describe_action(self, action: int) -> tuple[str, str | None]:
         """``(op, token)`` of an action id; token is a str for replace and insert, else None."""
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
         action = int(action)
         if action < N_FIXED_ACTIONS:
@@ -266,7 +271,7 @@ class TokenEditEnv(TextEnv):
     # -- episode ---------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        options = self._checked_reset(seed, options)
         self.source_token_ids = self._draw_example(options)
         self.tokens = list(self.source_token_ids)
         self.cursor = self.edits_used = self.steps = 0
@@ -374,11 +379,6 @@ class TokenEditEnv(TextEnv):
                 f"\n(cursor {self.cursor}/{len(self.tokens)}, edits {self.edits_used}{budget}, step {self.steps})")
 
 
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 COMPRESSION_KEYS = ("ratio", "length", "shape", "width", "weight")
 
 
@@ -393,7 +393,7 @@ def _with_compression(reward: Reward, compression: dict[str, Any] | None) -> Rew
         raise ValueError(f"unknown compression keys {unknown}; valid keys: {list(COMPRESSION_KEYS)}")
     settings = dict(compression)
     weight = settings.pop("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+    if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
         raise ValueError(f"compression weight must be a finite number, got {weight!r}")
     return Reward([*reward.terms, ("compression", CompressionScore(**settings), float(weight))])
 

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from textgym.envs.base import TextEnv, counter_box, id_box, mask_box, token_ids
+from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
 from textgym.rewards import EpisodeReward, make_reward
 from textgym.tasks import load_task
 from textgym.vocab import WordVocabulary, resolve_vocabulary
 
 MaskFn = Callable[[Sequence[int], Sequence[int]], Any]
+
+
+@dataclass(frozen=True)
+class TokenGenTables:
+    """A TokenGen env's tables for a batched version of it (:meth:`TokenGenEnv.batch_tables`)."""
+
+    prompt_ids: np.ndarray  # (examples, P): each prompt's token ids, padded with the pad id
+    prompt_mask: np.ndarray  # (examples, P): 1 on the real ids
+    legal_tokens: np.ndarray  # (vocab,) bool: the legal tokens before mask_fn
+    # (vocab,) str: what each id appends to the text (pad, bos, eos append nothing), for a
+    # word vocabulary, whose text is the space-join of these; None for tokenizers
+    words: np.ndarray | None
+    # a dense reward kept up to date by incremental scorers fed with ``words``
+    incremental_reward: bool
 
 
 class TokenGenEnv(TextEnv):
@@ -43,8 +58,11 @@ class TokenGenEnv(TextEnv):
 
     ## Rewards
     ``reward`` names a metric in [0, 1], a callable ``(prediction, references, source)``, or
-    a weighted list of them (see ``textgym.rewards.make_reward``). The default is the task's
-    own (``token_accuracy`` for copy/reverse/sort, ``bleu`` otherwise).
+    a weighted list of them (see ``textgym.rewards.make_reward``); weights are relative
+    (normalised to sum to 1), so the reward stays in [0, 1]. The default is the task's
+    own (``token_accuracy`` for copy/reverse/sort, ``bleu`` otherwise). A callable is
+    called once at construction, on the first example's prompt, so that one that raises or
+    returns no finite number fails there.
     ``reward_mode="sparse"`` pays the metric of the final text at the end;
     ``"dense"`` pays the change in the metric of the text at every step, which sums to the
     sparse reward.
@@ -66,10 +84,12 @@ class TokenGenEnv(TextEnv):
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
       a transformers tokenizer or a tokenizer directory.
     - ``reward``, ``reward_mode``: see Rewards.
-    - ``max_new_tokens``: default the length of the task's longest reference, so the best
-      output is always reachable while the MDP stays as small as it can be.
+    - ``max_new_tokens``: default the length of the task's longest reference (at least 1),
+      so the best output is always reachable while the MDP stays as small as it can be.
     - ``allowed_tokens``: tokens (str or id) the agent may write; ``mask_fn(prompt_ids,
-      output_ids) -> bool array`` narrows the legal set per step.
+      output_ids) -> bool array`` narrows the legal set per step. ``mask_fn`` is called
+      once at construction (first example, empty output): it must return a bool array of
+      ``len(vocab)`` that leaves some token legal.
     - ``action_mask``: False skips computing the mask for every info (huge vocabularies).
     - ``render_mode``: None, "ansi" (returns a str) or "human" (prints).
 
@@ -97,6 +117,8 @@ class TokenGenEnv(TextEnv):
         self.split = split
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         self.reward = make_reward(reward if reward is not None else self.task.default_reward or "bleu")
+        first = self.examples[0]
+        self.reward.check(first.prompt, first.references, first.prompt)
         # a word vocabulary decodes to the space-join of its tokens: dense rewards can then
         # follow appended words incrementally instead of rescoring the text
         self.word_edits = isinstance(self.vocab, WordVocabulary)
@@ -105,10 +127,9 @@ class TokenGenEnv(TextEnv):
 
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
         if max_new_tokens is None:
-            max_new_tokens = max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-        self.max_new_tokens = max_new_tokens
+            # at least 1, so that a task of empty references still has an action (EOS)
+            max_new_tokens = max(1, max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references))
+        self.max_new_tokens = max_new_tokens = checked_int("max_new_tokens", max_new_tokens)
         self.max_prompt_tokens = max(1, longest_prompt)
 
         n = len(self.vocab)
@@ -123,6 +144,7 @@ class TokenGenEnv(TextEnv):
             }
         )
         self._static_mask = self._make_static_mask(allowed_tokens)
+        self._static_mask.flags.writeable = False  # legal_mask() hands it out
         if mask_fn is not None and not callable(mask_fn):
             raise ValueError(f"mask_fn must be callable, got {type(mask_fn).__name__}")
         self.mask_fn = mask_fn
@@ -135,7 +157,10 @@ class TokenGenEnv(TextEnv):
         self.example = self.examples[0]
         self.prompt_token_ids: list[int] = []
         self.output_token_ids: list[int] = []
+        self._decoder = self.vocab.incremental_decoder()
         self.text = ""
+        if mask_fn is not None:
+            self._check_mask_fn()
 
     def _make_static_mask(self, allowed_tokens: Sequence[str | int] | None) -> np.ndarray:
         vocab = self.vocab
@@ -151,10 +176,35 @@ class TokenGenEnv(TextEnv):
         mask[vocab.eos_id] = True
         return mask
 
-    def _legal_mask(self) -> np.ndarray:
+    def batch_tables(self) -> TokenGenTables:
+        """What a batched version of this env needs (``TokenGenVectorEnv`` uses it), computed
+        once: every prompt of the split padded into one table, the static legal tokens,
+        and how the text and the dense reward grow. Per-step rules come from
+        :meth:`legal_mask` and ``self.reward``."""
+        pad, n_examples = self.vocab.pad_id, len(self.examples)
+        prompt_ids = np.full((n_examples, self.max_prompt_tokens), pad, dtype=np.int64)
+        prompt_mask = np.zeros(prompt_ids.shape, dtype=np.int64)
+        for index in range(n_examples):
+            ids = self.encoded_prompt(index)
+            prompt_ids[index, : len(ids)] = ids
+            prompt_mask[index, : len(ids)] = 1
+        words = None
+        if self.word_edits:
+            words = np.array([self.decoded_word(i) for i in range(len(self.vocab))], dtype=object)
+        return TokenGenTables(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            legal_tokens=self._static_mask,
+            words=words,
+            incremental_reward=self._episode_reward.tracks_words,
+        )
+
+    def legal_mask(self, prompt_ids: Sequence[int], output_ids: Sequence[int]) -> np.ndarray:
+        """The legal tokens (a bool array) after ``output_ids`` were written for a prompt of
+        ``prompt_ids``: the static ones, narrowed by ``mask_fn``."""
         if self.mask_fn is None:
             return self._static_mask
-        narrowed = np.asarray(self.mask_fn(self.prompt_token_ids, self.output_token_ids), dtype=bool)
+        narrowed = np.asarray(self.mask_fn(prompt_ids, output_ids), dtype=bool)
         if narrowed.shape != self._static_mask.shape:
             raise ValueError(f"mask_fn returned shape {narrowed.shape}, expected {self._static_mask.shape}")
         mask = self._static_mask & narrowed
@@ -162,10 +212,25 @@ class TokenGenEnv(TextEnv):
             raise ValueError("mask_fn left no legal action; keep at least EOS legal")
         return mask
 
+    def _check_mask_fn(self) -> None:
+        """Call ``mask_fn`` once, on the first example's prompt ids and an empty output, so
+        that a broken one fails at construction rather than at the first step."""
+        try:
+            self.legal_mask(self.encoded_prompt(0), [])
+        except Exception as err:  # noqa: BLE001 (any failure of user code is reported)
+            name = getattr(self.mask_fn, "__name__", type(self.mask_fn).__name__)
+            message = str(err) if isinstance(err, ValueError) else f"raised {type(err).__name__}: {err}"
+            kind = TypeError if isinstance(err, TypeError) else ValueError
+            raise kind(f"mask_fn={name}: on the first example's prompt ids and an empty output, {message}") from err
+
+    def _legal_mask(self) -> np.ndarray:
+        return self.legal_mask(self.prompt_token_ids, self.output_token_ids)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        options = self._checked_reset(seed, options)
         self.prompt_token_ids = self._draw_example(options)
         self.output_token_ids = []
+        self._decoder.reset()
         self.text = ""
 
         n_prompt = len(self.prompt_token_ids)
@@ -188,7 +253,7 @@ class TokenGenEnv(TextEnv):
             self.output_token_ids.append(token)
             self._output_ids[position] = token
             self._output_mask[position] = 1
-            self.text = self.vocab.decode(self.output_token_ids)
+            self.text = self._decoder.append(token)
             self.report_appended(self._episode_reward, token)
         truncated = not terminated and len(self.output_token_ids) >= self.max_new_tokens
         done = terminated or truncated

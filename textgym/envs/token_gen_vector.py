@@ -33,44 +33,40 @@ class TokenGenVectorEnv(TextVectorEnv):
         env = TokenGenEnv(**kwargs)
         self._setup(env, num_envs, max_episode_steps)
         self.vocab, self.max_new_tokens = env.vocab, env.max_new_tokens
-        pad = self.vocab.pad_id
+        tables = env.batch_tables()
         # every prompt of the split, padded, so that resets are array gathers
-        self._split_prompt_ids = np.full((len(env.examples), env.max_prompt_tokens), pad, dtype=np.int64)
-        self._split_prompt_mask = np.zeros(self._split_prompt_ids.shape, dtype=np.int64)
-        for index in range(len(env.examples)):
-            ids = env.encoded_prompt(index)
-            self._split_prompt_ids[index, : len(ids)] = ids
-            self._split_prompt_mask[index, : len(ids)] = 1
+        self._split_prompt_ids, self._split_prompt_mask = tables.prompt_ids, tables.prompt_mask
         self._prompts = np.array([example.prompt for example in env.examples], dtype=object)
         self._example_index = np.zeros(num_envs, dtype=np.int64)
+        pad = self.vocab.pad_id
         self._output_ids = np.full((num_envs, self.max_new_tokens), pad, dtype=np.int64)
         self._output_mask = np.zeros((num_envs, self.max_new_tokens), dtype=np.int64)
         self._position = np.zeros(num_envs, dtype=np.int64)
         self._texts = np.full(num_envs, "", dtype=object)
-        self._static_masks = np.broadcast_to(env._static_mask, (num_envs, len(env._static_mask)))
+        self._static_masks = np.broadcast_to(tables.legal_tokens, (num_envs, len(tables.legal_tokens)))
 
-        # a word vocabulary decodes to the space-join of the words written (pad, bos and
-        # eos decode to nothing), so texts grow by a word a step instead of being decoded
-        self._words: np.ndarray | None = None
-        if env.word_edits:
-            self._words = np.array([env.decoded_word(i) for i in range(len(self.vocab))], dtype=object)
-            self._shown = np.ones(len(self.vocab), dtype=bool)
-            self._shown[[self.vocab.pad_id, self.vocab.bos_id, self.vocab.eos_id]] = False
+        # a word vocabulary's text is the space-join of the words written, so texts grow by
+        # a word a step; other vocabularies get an incremental decoder per sub-env
+        self._words = tables.words
+        if self._words is not None:
+            self._shown = self._words != ""
+        else:
+            self._decoders = [self.vocab.incremental_decoder() for _ in range(num_envs)]
         self._n_words = np.zeros(num_envs, dtype=np.int64)
 
         # dense rewards: phi of every sub-env, and what keeps it up to date as words come
         self._potential = np.zeros(num_envs, dtype=np.float64)
         self._bleu: AppendedBleu | None = None
         self._scorers: list[IncrementalReward | None] | None = None
-        tracks_words = env._episode_reward.tracks_words
-        if tracks_words and [metric for _, metric, _ in env.reward.terms] == [bleu]:
-            self._bleu_name, _, self._bleu_weight = env.reward.terms[0]
+        terms = env.reward.terms
+        if tables.incremental_reward and [metric for _, metric, _ in terms] == [bleu]:
+            self._bleu_name, _, self._bleu_weight = terms[0]
             references = [example.references for example in env.examples]
             self._bleu = AppendedBleu(list(self._words), references, num_envs, self.max_new_tokens)
-        elif tracks_words:
+        elif tables.incremental_reward:
             self._scorers = [None] * num_envs  # each sub-env's is made on its reset
 
-    def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+    def _reset_envs(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:
         indices = self._draw_examples(rows, options)
         self._example_index[rows] = indices
         self._output_ids[rows] = self.vocab.pad_id
@@ -78,6 +74,9 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._position[rows] = 0
         self._texts[rows] = ""
         self._n_words[rows] = 0
+        if self._words is None:
+            for i in rows.tolist():
+                self._decoders[i].reset()
         self._potential[rows] = 0.0
         if self._bleu is not None:
             self._bleu.reset(rows, indices)
@@ -111,9 +110,9 @@ class TokenGenVectorEnv(TextVectorEnv):
 
     def _append_texts(self, rows: np.ndarray, tokens: np.ndarray) -> None:
         """Update the texts of ``rows``, which wrote ``tokens``."""
-        if self._words is None:  # other vocabularies decode the whole output again
-            for i in rows.tolist():
-                self._texts[i] = self.vocab.decode(self._output_ids[i, : self._position[i]].tolist())
+        if self._words is None:  # other vocabularies: one incremental decoder per sub-env
+            for i, token in zip(rows.tolist(), tokens.tolist()):
+                self._texts[i] = self._decoders[i].append(token)
             return
         shown = self._shown[tokens]
         rows, words = rows[shown], self._words[tokens[shown]]
@@ -164,14 +163,8 @@ class TokenGenVectorEnv(TextVectorEnv):
     def _legal_masks(self) -> np.ndarray:
         if self.env.mask_fn is None:
             return self._static_masks
-        env = self.env
         masks = np.empty(self._static_masks.shape, dtype=bool)
         for i in range(self.num_envs):
-            # the blueprint's mask_fn check runs on this sub-env's prompt and output
-            env.prompt_token_ids = self._prompt_token_ids(i)
-            env.output_token_ids = self._output_ids[i, : self._position[i]].tolist()
-            masks[i] = env._legal_mask()
+            prompt_ids = self.env.encoded_prompt(int(self._example_index[i]))
+            masks[i] = self.env.legal_mask(prompt_ids, self._output_ids[i, : self._position[i]].tolist())
         return masks
-
-    def _prompt_token_ids(self, i: int) -> list[int]:
-        return self.env.encoded_prompt(int(self._example_index[i]))

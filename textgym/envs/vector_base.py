@@ -18,10 +18,33 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from textgym.envs.base import TextEnv, example_index
+from textgym.envs.base import RESET_OPTIONS, TextEnv, checked_int, checked_options, checked_seed, example_index, is_int
 
 # example indices each sub-env's generator draws at a time (see _draw_examples)
 _DRAW_BATCH = 64
+
+
+def unbatch_info(info: dict[str, Any], index: int) -> dict[str, Any]:
+    """Sub-env ``index``'s info from a vector env's batched info.
+
+    Gymnasium batches each info key into an array with a ``_key`` bool mask of the sub-envs
+    that reported it; a key without a mask counts as reported by all. Nested dicts (such as
+    ``info["metrics"]``) are unbatched the same way, and numpy scalars become Python
+    numbers, as a single env reports them.
+    """
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        present = info.get(f"_{key}")
+        if present is not None and not present[index]:
+            continue
+        if isinstance(value, dict):
+            out[key] = unbatch_info(value, index)
+        else:
+            item = value[index]
+            out[key] = item.item() if isinstance(item, np.generic) else item
+    return out
 
 
 class TextVectorEnv(VectorEnv):
@@ -37,12 +60,8 @@ class TextVectorEnv(VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def _setup(self, env: TextEnv, num_envs: int, max_episode_steps: int | None) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or max_episode_steps < 1
-        ):
-            raise ValueError(f"max_episode_steps must be None or a positive int, got {max_episode_steps!r}")
+        num_envs = checked_int("num_envs", num_envs)
+        max_episode_steps = checked_int("max_episode_steps", max_episode_steps, optional=True)
         if env.render_mode is not None:
             raise ValueError("native vector envs do not render; use vectorization_mode='sync' to render sub-envs")
         self.env = env
@@ -69,16 +88,18 @@ class TextVectorEnv(VectorEnv):
         """Reset every sub-env; ``seed`` is None, an int (sub-env i gets ``seed + i``) or a
         list of per-env seeds, and ``options`` go to every sub-env; ``options["reset_mask"]``
         (bool, one per sub-env) resets only the marked ones."""
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
+        if seed is None or is_int(seed):
+            first = checked_seed(seed)
+            seeds = [None if first is None else first + i for i in range(self.num_envs)]
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = [checked_seed(s) for s in seed]
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
-        options = dict(options or {})
+            first = None
+        else:
+            raise ValueError(f"seed must be None, a non-negative int or a list of {self.num_envs} of them, got {seed!r}")
+        super().reset(seed=first)
+        options = dict(checked_options(options, (*RESET_OPTIONS, "reset_mask")))
         # as SyncVectorEnv: options["reset_mask"] resets only some sub-envs
         reset_mask = options.pop("reset_mask", None)
         if reset_mask is None:
@@ -95,7 +116,7 @@ class TextVectorEnv(VectorEnv):
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
                 self._next_draw[i] = _DRAW_BATCH
         infos: dict[str, Any] = {}
-        self._reset_rows(rows, options or None, infos)
+        self._reset_rows(rows, options, infos)
         self._started = True
         self._autoreset[rows] = False
         self._add_action_masks(infos)
@@ -118,7 +139,7 @@ class TextVectorEnv(VectorEnv):
                 # as gymnasium's TimeLimit: truncated once the step budget is spent
                 truncated[stepping] |= self._elapsed[stepping] >= self.max_episode_steps
         if resetting.size:
-            self._reset_rows(resetting, None, infos)
+            self._reset_rows(resetting, {}, infos)
         self._autoreset = terminated | truncated
         self._add_action_masks(infos)
         return self._observation(), rewards, terminated, truncated, infos
@@ -135,17 +156,17 @@ class TextVectorEnv(VectorEnv):
 
     # -- helpers for subclasses -----------------------------------------------------------
 
-    def _reset_rows(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+    def _reset_rows(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:
         self._elapsed[rows] = 0
         self._reset_envs(rows, options, infos)
 
-    def _draw_examples(self, rows: np.ndarray, options: dict | None) -> np.ndarray:
+    def _draw_examples(self, rows: np.ndarray, options: dict) -> np.ndarray:
         """The example index of each sub-env in ``rows`` that resets: ``options["index"]``,
         else the next draw of the sub-env's own generator, as the single env's reset draws it.
         A generator draws ``_DRAW_BATCH`` indices at a time (the same numbers as one call per
         reset), so that most resets are an array lookup instead of a generator call."""
         n_examples = len(self.env.examples)
-        if (options or {}).get("index") is not None:
+        if options.get("index") is not None:
             return np.full(rows.size, example_index(options, n_examples, self._rngs[rows[0]]), dtype=np.int64)
         used_up = rows[self._next_draw[rows] == _DRAW_BATCH]
         for i in used_up.tolist():
@@ -192,7 +213,7 @@ class TextVectorEnv(VectorEnv):
             self._set_info(batch, name, rows, [m[name] for m in metrics], np.float64)
         infos.setdefault("_metrics", np.zeros(self.num_envs, dtype=bool))[rows] = True
 
-    def _reset_envs(self, rows: np.ndarray, options: dict | None, infos: dict[str, Any]) -> None:
+    def _reset_envs(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _step_envs(self, rows, actions, rewards, terminated, truncated, infos) -> None:

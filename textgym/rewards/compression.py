@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 
 from textgym.vocab import word_tokenize
 
@@ -24,12 +25,12 @@ class CompressionScore:
         if (ratio is None) == (length is None):
             raise ValueError(f"compression takes exactly one of 'ratio' or 'length', got {ratio=}, {length=}")
         kind, target = ("ratio", ratio) if ratio is not None else ("length", length)
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < math.inf:
+        if isinstance(target, bool) or not isinstance(target, Real) or not 0 < target < math.inf:
             raise ValueError(f"compression {kind} must be a positive number, got {target!r}")
         if shape not in COMPRESSION_SHAPES:
             raise ValueError(f"unknown compression shape {shape!r}; valid shapes: {list(COMPRESSION_SHAPES)}")
         width = target / 4 if width is None else width
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < math.inf:
+        if isinstance(width, bool) or not isinstance(width, Real) or not 0 < width < math.inf:
             raise ValueError(f"compression width must be a positive number, got {width!r}")
         self.by_ratio, self.target, self.shape, self.width = ratio is not None, float(target), shape, float(width)
         self.__name__ = "compression"

@@ -162,10 +162,13 @@ class IncrementalRougeN(_NgramCounts):
             tokens = _tokens_rouge(reference)  # rouge-score's tokenizer works on whole texts too
             targets.append(Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
         self.target_sizes = [sum(t.values()) for t in targets]
+        self.empty_reference = any(not _tokens_rouge(reference) for reference in references)
         super().__init__(targets, n)
 
     @property
     def value(self) -> float:
+        if not self.tokens:  # as metrics.rouge*: an empty prediction matches an empty reference
+            return float(self.empty_reference)
         predicted = max(self._total(self.n), 1)
         return max(
             fmeasure(matched[self.n - 1] / predicted, matched[self.n - 1] / max(size, 1))
@@ -218,8 +221,10 @@ class IncrementalRougeL(IncrementalScore):
     @property
     def value(self) -> float:
         size, best = len(self.tokens), 0.0
+        if not size:  # as metrics.rougeL: an empty prediction matches an empty reference
+            return float(any(not reference for reference in self.references))
         for reference, columns in zip(self.references, self.columns):
-            if size and reference:
+            if reference:
                 lcs = columns[-1][-1]
                 best = max(best, fmeasure(lcs / size, lcs / len(reference)))
         return best

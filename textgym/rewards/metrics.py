@@ -7,6 +7,11 @@ because dense rewards score the same references at every step.
 
 Token-level metrics (exact_match, token_f1, token_accuracy, length) compare sacreBLEU 13a
 tokens (see :func:`textgym.vocab.word_tokenize`), case-sensitively.
+
+Empty texts: a prediction with no tokens scores 1.0 against a reference with no tokens
+(each metric's own tokens: 13a words for BLEU, rouge-score's for ROUGE, non-space
+characters for chrF), as an exact match should; sacreBLEU and rouge-score give 0 there.
+Against non-empty references an empty prediction scores as the libraries score it (0).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from numbers import Integral
 
 from textgym.vocab import word_tokenize
 
@@ -56,6 +62,8 @@ def bleu(prediction: str, references: Sequence[str], source: str = "") -> float:
 def bleu_from_counts(correct: Sequence[int], total: Sequence[int], hyp_len: int, ref_lens: Sequence[int]) -> float:
     """Sentence BLEU / 100 from clipped n-gram matches and n-gram totals per order (shared
     by :func:`bleu` and the incremental scorer, which keeps these counts up to date)."""
+    if hyp_len == 0:  # the closest reference is an empty one, if any: an exact match
+        return float(0 in ref_lens)
     if not any(correct):
         return 0.0
     # sacreBLEU's rule: the closest reference length, the shorter one on ties
@@ -83,7 +91,9 @@ def _sacrebleu_metrics():
 
 
 def chrf(prediction: str, references: Sequence[str], source: str = "") -> float:
-    """chrF (sacreBLEU defaults) / 100."""
+    """chrF (sacreBLEU defaults) / 100; 1.0 for an empty prediction of an empty reference."""
+    if not prediction.split():  # chrF ignores whitespace
+        return float(any(not reference.split() for reference in references))
     return _sacrebleu_metrics()[0].sentence_score(prediction, list(references)).score / 100.0
 
 
@@ -102,11 +112,15 @@ def _rouge_scorer(rouge_type: str):
 
 def _rouge(rouge_type: str) -> Metric:
     def rouge(prediction: str, references: Sequence[str], source: str = "") -> float:
-        scores = _rouge_scorer(rouge_type).score_multi(list(references), prediction)
-        return scores[rouge_type].fmeasure
+        scorer = _rouge_scorer(rouge_type)
+        value = scorer.score_multi(list(references), prediction)[rouge_type].fmeasure
+        if value == 0 and not scorer._tokenizer.tokenize(prediction):
+            return float(any(not scorer._tokenizer.tokenize(r) for r in references))
+        return value
 
     rouge.__name__ = rouge.__qualname__ = rouge_type
-    rouge.__doc__ = f"{rouge_type} F-measure (rouge-score, no stemming), best over the references."
+    rouge.__doc__ = (f"{rouge_type} F-measure (rouge-score, no stemming), best over the references; "
+                     "1.0 for an empty prediction of an empty reference.")
     return rouge
 
 
@@ -160,9 +174,9 @@ class Length:
     """
 
     def __init__(self, target: int | None = None):
-        if target is not None and (not isinstance(target, int) or target < 1):
+        if target is not None and (isinstance(target, bool) or not isinstance(target, Integral) or target < 1):
             raise ValueError(f"length target must be a positive int or None, got {target!r}")
-        self.target = target
+        self.target = None if target is None else int(target)
         self.__name__ = "length"
 
     def __call__(self, prediction: str, references: Sequence[str], source: str = "") -> float:

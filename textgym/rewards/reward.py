@@ -1,10 +1,11 @@
-"""Rewards: weighted sums of metrics, paid sparsely or densely over an episode."""
+"""Rewards: weighted means of metrics, paid sparsely or densely over an episode."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 from textgym.rewards.incremental import IncrementalReward, supports_incremental
@@ -14,10 +15,14 @@ REWARD_MODES = ("sparse", "dense")
 
 
 class Reward:
-    """A weighted sum of named metrics.
+    """A weighted mean of named metrics.
 
     ``reward(prediction, references, source)`` returns ``(value, metrics)``: the weighted
-    sum and each metric's own value. Weights that sum to 1 keep the value in [0, 1].
+    mean and each metric's own value. Weights are relative: they are normalised to sum to
+    1, so that metrics in [0, 1] give a reward in [0, 1] (``("bleu", 5)`` pays BLEU itself,
+    ``[("bleu", 3), ("rouge1", 1)]`` pays 0.75 BLEU + 0.25 ROUGE-1). Weights must be
+    finite and >= 0, with at least one > 0; a metric of weight 0 is reported in
+    ``metrics`` without being paid.
     """
 
     def __init__(self, terms: Sequence[tuple[str, Metric, float]]):
@@ -26,7 +31,30 @@ class Reward:
         names = [name for name, _, _ in terms]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate metric names in reward: {names}")
-        self.terms = tuple(terms)
+        weights = [weight for _, _, weight in terms]
+        if any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
+            shown = ", ".join(f"{name}: {weight:g}" for name, _, weight in terms)
+            raise ValueError(f"reward weights must be finite and >= 0, with one > 0; got {{{shown}}}")
+        total = math.fsum(weights)
+        self.terms = tuple((name, metric, weight / total) for name, metric, weight in terms)
+
+    def check(self, prediction: str, references: Sequence[str], source: str, argument: str = "reward") -> None:
+        """Call each user metric once (textgym's own are trusted), so that one that raises,
+        takes other arguments or returns no finite number fails now, naming ``argument``,
+        instead of at the first episode end."""
+        for name, metric, _ in self.terms:
+            if _is_builtin(metric):
+                continue
+            call = f"{argument}={name!r}: {name}(prediction, references, source) on the first example"
+            try:
+                value = metric(prediction, references, source)
+            except Exception as err:  # noqa: BLE001 (any failure of user code is reported)
+                kind = TypeError if isinstance(err, TypeError) else ValueError
+                raise kind(f"{call} raised {type(err).__name__}: {err}") from err
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise TypeError(f"{call} returned {value!r}; a metric returns a float")
+            if not math.isfinite(value):
+                raise ValueError(f"{call} returned {value}; a metric returns a finite float")
 
     @property
     def names(self) -> list[str]:
@@ -53,6 +81,8 @@ def make_reward(spec: Any) -> Reward:
     -> float``, a ``{name: weight}`` dict, or a list whose items are any of: a name, a
     callable, a ``(name or callable, weight)`` pair, or a dict ``{"metric": name,
     "weight": w, **metric_kwargs}`` (for example ``{"metric": "length", "target": 12}``).
+    Weights default to 1 and are relative: the reward is the weighted mean, so it stays in
+    [0, 1] (see :class:`Reward`). Negative weights and all-zero weights are errors.
     """
     if isinstance(spec, Reward):
         return spec
@@ -66,7 +96,7 @@ def make_reward(spec: Any) -> Reward:
 
 
 def _is_weighted_pair(spec: Sequence) -> bool:
-    return len(spec) == 2 and isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool)
+    return len(spec) == 2 and isinstance(spec[1], Real) and not isinstance(spec[1], bool)
 
 
 def _term(item: Any) -> tuple[str, Metric, float]:
@@ -82,7 +112,7 @@ def _term(item: Any) -> tuple[str, Metric, float]:
         if not _is_weighted_pair(item):
             raise ValueError(f"a weighted reward term is (metric, weight), got {item!r}")
         item, weight = item
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+    if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
         raise ValueError(f"reward weight must be a finite number, got {weight!r}")
     if isinstance(item, str):
         if item not in METRICS:
@@ -97,6 +127,13 @@ def _term(item: Any) -> tuple[str, Metric, float]:
             raise ValueError(f"arguments {sorted(kwargs)} only apply to named metrics")
         return getattr(item, "__name__", type(item).__name__), item, float(weight)
     raise TypeError(f"a reward metric is a name or a callable, not {type(item).__name__}: {item!r}")
+
+
+def _is_builtin(metric: Metric) -> bool:
+    """Whether ``metric`` is one of textgym's own (a function or an instance of a class of
+    ``textgym.rewards``)."""
+    module = metric.__module__ if hasattr(metric, "__code__") else type(metric).__module__
+    return module.startswith("textgym.rewards")
 
 
 def check_reward_mode(mode: str, valid: Sequence[str] = REWARD_MODES) -> str:

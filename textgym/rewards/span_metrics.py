@@ -3,7 +3,7 @@
 Spans follow seqeval's strict IOB2 mode (``mode="strict", scheme=IOB2``): an entity is a
 ``B-X`` followed by any number of ``I-X``; an ``I-X`` that does not continue a ``B-X`` or
 ``I-X`` belongs to no entity. These are pure functions and match seqeval exactly (see
-``tests/test_metrics.py``) while being fast enough to run at every env step.
+``tests/rewards/test_span_metrics.py``) while being fast enough to run at every env step.
 
 F1 where there is nothing to find: when gold and prediction both have no entity,
 precision, recall and F1 are 1.0 (nothing was missed and nothing invented); when only one

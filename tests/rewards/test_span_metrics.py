@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2, Entities
 
-from textgym.metrics import iob2_spans, ner_report, precision_recall_f1, span_f1
+from textgym.rewards.span_metrics import iob2_spans, ner_report, precision_recall_f1, span_f1
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 sentences = st.lists(st.sampled_from(TAGS), min_size=1, max_size=12)
