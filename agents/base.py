@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
+import numbers
 import os
 import random
 import time
@@ -22,6 +24,51 @@ import numpy as np
 import torch
 
 Callback = Callable[["Agent", dict], "bool | None"]
+
+
+def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+                integer: bool = False, low_open: bool = False, high_open: bool = False) -> int | float:
+    """``value`` as a plain ``int`` (``integer=True``) or finite ``float``, checked against
+    ``[low, high]`` (``low_open``/``high_open`` leave an end out; ``None`` is unbounded).
+
+    For configs' ``__post_init__``: numpy numbers are accepted, bools are not. A wrong type
+    is a ``TypeError`` and a value out of range a ``ValueError``; both name ``name``.
+    """
+    kind = "an int" if integer else "a number" if low is not None and high is not None else "a finite number"
+    if low is not None and high is not None:
+        bounds = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        bounds = f" {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        bounds = f" {'<' if high_open else '<='} {high:g}"
+    else:
+        bounds = ""
+    message = f"{name} must be {kind}{bounds}, got {value!r}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral if integer else numbers.Real):
+        raise TypeError(message)
+    try:
+        number = int(value) if integer else float(value)
+    except OverflowError:  # an int too big for a float
+        raise ValueError(message) from None
+    if (not math.isfinite(number)
+            or low is not None and (number <= low if low_open else number < low)
+            or high is not None and (number >= high if high_open else number > high)):
+        raise ValueError(message)
+    return number
+
+
+def check_choice(name: str, value: Any, choices: Any) -> Any:
+    """``value`` if it is one of ``choices``; a ``ValueError`` naming ``name`` and the choices."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a plain ``bool``; a ``TypeError`` for anything but True/False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
