@@ -35,7 +35,9 @@ def check_range(name: str, value: Any, low: float | None = None, high: float | N
     is a ``TypeError`` and a value out of range a ``ValueError``; both name ``name``.
     """
     kind = "an int" if integer else "a number" if low is not None and high is not None else "a finite number"
-    if low is not None and high is not None:
+    if integer and low == 1 and high is None and not low_open:
+        kind, bounds = "a positive int", ""  # the wording textgym's envs use
+    elif low is not None and high is not None:
         bounds = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     elif low is not None:
         bounds = f" {'>' if low_open else '>='} {low:g}"
@@ -57,11 +59,11 @@ def check_range(name: str, value: Any, low: float | None = None, high: float | N
     return number
 
 
-def check_choice(name: str, value: Any, choices: Any) -> Any:
-    """``value`` if it is one of ``choices``; a ``ValueError`` naming ``name`` and the choices."""
+def check_choice(name: str, value: Any, choices: Any) -> str:
+    """``value`` if it is one of the strings ``choices``; else a ``ValueError`` naming both."""
     if isinstance(value, str) and value in choices:
         return value
-    raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    raise ValueError(f"unknown {name} {value!r}; valid: {list(choices)}")
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -244,10 +246,10 @@ class Agent(ABC):
         if unknown:
             raise ValueError(f"unknown hyperparameters {unknown} for {type(self).__name__}; valid: {valid}")
         self.env = env
-        self.seed = seed
+        self.seed = check_range("seed", seed, 0, integer=True)
         self.config = self.Config(**hyperparameters)
         self.n_actions = int(env.action_space.n)
-        self.rng = seed_everything(seed)
+        self.rng = seed_everything(self.seed)
         self.log = EpisodeLog(log_path, writer)
         self.num_timesteps = 0
 
@@ -296,17 +298,16 @@ class Agent(ABC):
         agent._load_state(payload["state"])
         return agent
 
-    def _check_timesteps(self, total_timesteps: int) -> None:
-        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 1:
-            raise ValueError(f"total_timesteps must be a positive int, got {total_timesteps!r}")
+    def _check_timesteps(self, total_timesteps: int) -> int:
+        return check_range("total_timesteps", total_timesteps, 1, integer=True)
 
 
 def evaluate(agent: Agent, env: gym.Env, n_episodes: int = 100, seed: int = 0,
              deterministic: bool = True) -> dict[str, float]:
     """Run ``n_episodes`` (seeded ``seed``, ``seed + 1``, ...) and return ``return_mean``,
     ``return_std``, ``length_mean`` and the mean of each end metric."""
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n_episodes = check_range("n_episodes", n_episodes, 1, integer=True)
+    seed = check_range("seed", seed, 0, integer=True)
     returns, lengths, metrics = [], [], []
     for episode in range(n_episodes):
         obs, info = env.reset(seed=seed + episode)
