@@ -124,6 +124,13 @@ def test_bad_extractor_arguments_raise(bad, match):
         TokenFeaturesExtractor(gym.make("TokenGen-v0").observation_space, **bad)
 
 
+def test_numpy_ints_are_accepted_as_sizes():
+    space = gym.make("TokenGen-v0").observation_space
+    extractor = TokenFeaturesExtractor(space, embed_dim=np.int64(8), hidden_dim=np.int32(16), pointed_tokens=np.True_)
+    assert extractor.token_embedding.embedding_dim == 8 and extractor.features_dim > 0
+    assert extractor.features_dim == TokenFeaturesExtractor(space, embed_dim=8, hidden_dim=16).features_dim
+
+
 def test_non_textgym_spaces_are_refused():
     with pytest.raises(ValueError, match="Dict of 1-D integer Boxes"):
         policy_kwargs(gym.make("CartPole-v1"))

@@ -10,6 +10,7 @@ its own. :func:`policy_kwargs` wires it into PPO, A2C, DQN or MaskablePPO in one
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import gymnasium as gym
@@ -89,11 +90,12 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         spaces = check_observation_space(observation_space)
         if encoder not in EXTRACTOR_ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; valid: {list(EXTRACTOR_ENCODERS)}")
-        for name, value in (("embed_dim", embed_dim), ("hidden_dim", hidden_dim), ("n_layers", n_layers),
-                            ("n_heads", n_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        sizes = {"embed_dim": embed_dim, "hidden_dim": hidden_dim, "n_layers": n_layers, "n_heads": n_heads}
+        for name, value in sizes.items():
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(pointed_tokens, bool):
+        embed_dim, hidden_dim, n_layers, n_heads = (int(value) for value in sizes.values())  # numpy ints too
+        if not isinstance(pointed_tokens, (bool, np.bool_)):
             raise ValueError(f"pointed_tokens must be True or False, got {pointed_tokens!r}")
         if encoder == "transformer" and embed_dim % n_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by n_heads ({n_heads})")
