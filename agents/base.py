@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
+import math
+import numbers
 import os
 import random
 import time
@@ -22,6 +25,53 @@ import numpy as np
 import torch
 
 Callback = Callable[["Agent", dict], "bool | None"]
+
+
+def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+                integer: bool = False, low_open: bool = False, high_open: bool = False) -> int | float:
+    """``value`` as a plain ``int`` (``integer=True``) or finite ``float``, checked against
+    ``[low, high]`` (``low_open``/``high_open`` leave an end out; ``None`` is unbounded).
+
+    For configs' ``__post_init__``: numpy numbers are accepted, bools are not. A wrong type
+    is a ``TypeError`` and a value out of range a ``ValueError``; both name ``name``.
+    """
+    kind = "an int" if integer else "a number" if low is not None and high is not None else "a finite number"
+    if integer and low == 1 and high is None and not low_open:
+        kind, bounds = "a positive int", ""  # the wording textgym's envs use
+    elif low is not None and high is not None:
+        bounds = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        bounds = f" {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        bounds = f" {'<' if high_open else '<='} {high:g}"
+    else:
+        bounds = ""
+    message = f"{name} must be {kind}{bounds}, got {value!r}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral if integer else numbers.Real):
+        raise TypeError(message)
+    try:
+        number = int(value) if integer else float(value)
+    except OverflowError:  # an int too big for a float
+        raise ValueError(message) from None
+    if (not math.isfinite(number)
+            or low is not None and (number <= low if low_open else number < low)
+            or high is not None and (number >= high if high_open else number > high)):
+        raise ValueError(message)
+    return number
+
+
+def check_choice(name: str, value: Any, choices: Any) -> str:
+    """``value`` if it is one of the strings ``choices``; else a ``ValueError`` naming both."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ValueError(f"unknown {name} {value!r}; valid: {list(choices)}")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a plain ``bool``; a ``TypeError`` for anything but True/False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -75,20 +125,72 @@ def space_signature(env: gym.Env) -> str:
     return f"observation={env.observation_space}; action={env.action_space}"
 
 
+def payload_digest(payload: dict) -> str:
+    """sha256 of a checkpoint payload's content, in order: each tensor's dtype, shape and
+    bytes, and the type and repr of every other value."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().contiguous()
+            digest.update(f"tensor {value.dtype} {tuple(value.shape)}:".encode())
+            digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            digest.update(f"dict {len(value)}:".encode())
+            for key, item in value.items():
+                feed(key)
+                feed(item)
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"{type(value).__name__} {len(value)}:".encode())
+            for item in value:
+                feed(item)
+        else:
+            digest.update(f"{type(value).__name__} {value!r};".encode())
+
+    feed(payload)
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """Write atomically: a crash mid-save never leaves a truncated checkpoint."""
+    """Write ``payload`` (tensors and plain values) and its ``sha256`` digest to ``path``.
+
+    The file is written beside ``path`` as ``.NAME.tmp``, synced and renamed over ``path``,
+    so a crash mid-save leaves the old checkpoint intact. A save killed outright leaves its
+    temporary behind; the temporary's name is fixed, so the next save replaces it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as out:
+            torch.save({**payload, "sha256": payload_digest(payload)}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The payload ``save_checkpoint`` wrote, tensors only (``weights_only``), on CPU. A
+    ``ValueError`` naming ``path`` if the file is empty, unreadable or fails its digest."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, weights_only=True, map_location="cpu")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty")
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(f"checkpoint {path} is corrupted or not a checkpoint "
+                         f"(torch.load: {type(error).__name__}: {reason})") from error
+    if not isinstance(payload, dict) or "sha256" not in payload:
+        raise ValueError(f"checkpoint {path} has no sha256 digest: save_checkpoint did not write it")
+    if payload.pop("sha256") != payload_digest(payload):
+        raise ValueError(f"checkpoint {path} is corrupted (digest mismatch)")
+    return payload
 
 
 class EpisodeLog:
@@ -182,6 +284,9 @@ class EpisodeTracker:
             self.bar.close()
 
 
+CHECKPOINT_KEYS = ("agent", "config", "seed", "num_timesteps", "spaces", "state")  # what Agent.save writes
+
+
 class Agent(ABC):
     """Base class. Subclasses define ``Config`` (a dataclass of hyperparameters with
     defaults), ``learn``, ``act`` and the ``_state``/``_load_state`` pair for checkpoints."""
@@ -197,10 +302,10 @@ class Agent(ABC):
         if unknown:
             raise ValueError(f"unknown hyperparameters {unknown} for {type(self).__name__}; valid: {valid}")
         self.env = env
-        self.seed = seed
+        self.seed = check_range("seed", seed, 0, integer=True)
         self.config = self.Config(**hyperparameters)
         self.n_actions = int(env.action_space.n)
-        self.rng = seed_everything(seed)
+        self.rng = seed_everything(self.seed)
         self.log = EpisodeLog(log_path, writer)
         self.num_timesteps = 0
 
@@ -235,8 +340,11 @@ class Agent(ABC):
         """Load a checkpoint written by ``save``. ``env`` is required and must have the
         spaces the agent was trained on."""
         payload = load_checkpoint(path)
-        if payload.get("agent") != cls.__name__:
-            raise ValueError(f"{path} holds a {payload.get('agent')} checkpoint, not a {cls.__name__} one")
+        missing = [key for key in CHECKPOINT_KEYS if key not in payload]
+        if missing:
+            raise ValueError(f"checkpoint {path} lacks {missing}: Agent.save did not write it")
+        if payload["agent"] != cls.__name__:
+            raise ValueError(f"{path} holds a {payload['agent']} checkpoint, not a {cls.__name__} one")
         if env is None:
             raise ValueError(f"{cls.__name__}.load needs env=: the env the agent will act in")
         if space_signature(env) != payload["spaces"]:
@@ -244,22 +352,25 @@ class Agent(ABC):
                 f"{path} was trained on different spaces:\n  checkpoint: {payload['spaces']}\n"
                 f"  env:        {space_signature(env)}"
             )
-        agent = cls(env, seed=payload["seed"], **payload["config"])
-        agent.num_timesteps = payload["num_timesteps"]
-        agent._load_state(payload["state"])
+        try:
+            agent = cls(env, seed=payload["seed"], **payload["config"])
+            agent.num_timesteps = check_range("num_timesteps", payload["num_timesteps"], 0, integer=True)
+            agent._load_state(payload["state"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:  # a tampered config or state
+            detail = f"no {error} entry" if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"checkpoint {path} does not make a {cls.__name__}: {detail}") from error
         return agent
 
-    def _check_timesteps(self, total_timesteps: int) -> None:
-        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 1:
-            raise ValueError(f"total_timesteps must be a positive int, got {total_timesteps!r}")
+    def _check_timesteps(self, total_timesteps: int) -> int:
+        return check_range("total_timesteps", total_timesteps, 1, integer=True)
 
 
 def evaluate(agent: Agent, env: gym.Env, n_episodes: int = 100, seed: int = 0,
              deterministic: bool = True) -> dict[str, float]:
     """Run ``n_episodes`` (seeded ``seed``, ``seed + 1``, ...) and return ``return_mean``,
     ``return_std``, ``length_mean`` and the mean of each end metric."""
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    n_episodes = check_range("n_episodes", n_episodes, 1, integer=True)
+    seed = check_range("seed", seed, 0, integer=True)
     returns, lengths, metrics = [], [], []
     for episode in range(n_episodes):
         obs, info = env.reset(seed=seed + episode)

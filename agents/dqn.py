@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import SCHEDULES, Agent, Callback, EpisodeTracker, legal_mask, random_legal
-from agents.networks import ENCODERS, TokenQNetwork
+from agents.base import (SCHEDULES, Agent, Callback, EpisodeTracker, check_bool, check_choice, check_range, legal_mask,
+                         random_legal)
+from agents.networks import Q_NETWORK_ENCODERS, TokenQNetwork
 from agents.replay import NStepReturns, ReplayBuffer
 
 
@@ -46,21 +47,29 @@ class DQNConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto"
 
     def __post_init__(self):
-        if self.epsilon_schedule not in SCHEDULES:
-            raise ValueError(f"unknown epsilon_schedule {self.epsilon_schedule!r}; valid: {sorted(SCHEDULES)}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; valid: {list(ENCODERS)}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau!r}")
-        for name in ("buffer_size", "batch_size", "train_frequency", "target_update_interval", "n_step"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        self.learning_rate = check_range("learning_rate", self.learning_rate, 0, low_open=True)
+        self.max_grad_norm = check_range("max_grad_norm", self.max_grad_norm, 0, low_open=True)
+        self.tau = check_range("tau", self.tau, 0, 1, low_open=True)
+        for name in ("gamma", "epsilon_start", "epsilon_end", "exploration_fraction"):
+            setattr(self, name, check_range(name, getattr(self, name), 0, 1))
+        self.learning_starts = check_range("learning_starts", self.learning_starts, 0, integer=True)
+        for name in ("buffer_size", "batch_size", "train_frequency", "target_update_interval", "n_step",
+                     "embed_dim", "hidden_dim", "n_layers"):
+            setattr(self, name, check_range(name, getattr(self, name), 1, integer=True))
+        check_choice("epsilon_schedule", self.epsilon_schedule, SCHEDULES)
+        check_choice("encoder", self.encoder, Q_NETWORK_ENCODERS)
+        self.double_q = check_bool("double_q", self.double_q)
+        resolve_device(self.device)
 
 
 def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (CUDA when available, else CPU) or a torch device name, as a ``torch.device``."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto' or a torch device name ('cpu', 'cuda', 'cuda:1'), got {device!r}") from None
 
 
 class DQNAgent(Agent):
@@ -95,7 +104,7 @@ class DQNAgent(Agent):
         return int(torch.distributions.Categorical(logits=q).sample())
 
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback: Callback | None = None) -> DQNAgent:
-        self._check_timesteps(total_timesteps)
+        total_timesteps = self._check_timesteps(total_timesteps)
         cfg = self.config
         epsilon_at = SCHEDULES[cfg.epsilon_schedule]
         buffer = ReplayBuffer(self.env.observation_space, self.n_actions, cfg.buffer_size)

@@ -8,11 +8,14 @@ are real, and every other key is a small integer counter (a position, a budget l
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
-ENCODERS = ("concat", "gru", "transformer")
+from textgym.sb3.features import check_observation_space, observation_keys
+
+# how TokenQNetwork summarises the tokens. SB3's TokenFeaturesExtractor reads observations
+# the same way but is a different network (textgym.sb3.features.EXTRACTOR_ENCODERS)
+Q_NETWORK_ENCODERS = ("concat", "gru", "transformer")
 
 
 class TokenQNetwork(nn.Module):
@@ -30,22 +33,12 @@ class TokenQNetwork(nn.Module):
     def __init__(self, observation_space: gym.spaces.Space, n_actions: int, encoder: str = "concat",
                  embed_dim: int = 64, hidden_dim: int = 128, n_layers: int = 1, n_heads: int = 4):
         super().__init__()
-        if encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {encoder!r}; valid: {list(ENCODERS)}")
-        spaces = getattr(observation_space, "spaces", None)
-        if not isinstance(observation_space, gym.spaces.Dict) or not all(
-            isinstance(s, gym.spaces.Box) and np.issubdtype(s.dtype, np.integer) and len(s.shape) == 1
-            for s in spaces.values()
-        ):
-            raise ValueError(
-                f"TokenQNetwork needs a Dict of 1-D integer Boxes (the textgym observation convention), "
-                f"got {observation_space}"
-            )
-        self.id_keys = sorted(k for k in spaces if k.endswith("_ids"))
-        if not self.id_keys:
-            raise ValueError(f"the observation space has no '*_ids' key to embed: {list(spaces)}")
-        self.mask_keys = {k: k[:-4] + "_mask" for k in self.id_keys if k[:-4] + "_mask" in spaces}
-        self.counter_keys = sorted(k for k in spaces if k not in self.id_keys and k not in self.mask_keys.values())
+        if encoder not in Q_NETWORK_ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}; valid: {list(Q_NETWORK_ENCODERS)}")
+        if encoder == "transformer" and embed_dim % n_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by n_heads ({n_heads}) for the transformer")
+        spaces = check_observation_space(observation_space, reader="TokenQNetwork")
+        self.id_keys, self.mask_keys, self.counter_keys = observation_keys(spaces)
         self.encoder_name = encoder
 
         n_ids = max(int(spaces[k].high.max()) for k in self.id_keys) + 1

@@ -22,7 +22,7 @@ class RandomAgent(Agent):
         return random_legal(legal_mask(info, self.n_actions), self.rng)
 
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback: Callback | None = None) -> RandomAgent:
-        self._check_timesteps(total_timesteps)
+        total_timesteps = self._check_timesteps(total_timesteps)
         tracker = EpisodeTracker(self, total_timesteps, progress_bar, callback)
         obs, info = self.env.reset(seed=self.seed)
         for step in range(total_timesteps):

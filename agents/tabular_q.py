@@ -18,7 +18,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import SCHEDULES, Agent, Callback, EpisodeTracker, legal_mask, masked_argmax, random_legal
+from agents.base import (SCHEDULES, Agent, Callback, EpisodeTracker, check_bool, check_choice, check_range, legal_mask,
+                         masked_argmax, random_legal)
 
 
 def observation_key(obs: Any) -> bytes:
@@ -41,11 +42,14 @@ class TabularQConfig:
     q_init: float = 0.0  # value of unseen state-actions (> 0 is optimistic exploration)
 
     def __post_init__(self):
-        if self.epsilon_schedule not in SCHEDULES:
-            raise ValueError(f"unknown epsilon_schedule {self.epsilon_schedule!r}; valid: {sorted(SCHEDULES)}")
-        for name in ("learning_rate", "gamma", "epsilon_start", "epsilon_end", "exploration_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        self.learning_rate = check_range("learning_rate", self.learning_rate, 0, 1, low_open=True)
+        if self.learning_rate_end is not None:
+            self.learning_rate_end = check_range("learning_rate_end", self.learning_rate_end, 0, 1)
+        for name in ("gamma", "epsilon_start", "epsilon_end", "exploration_fraction"):
+            setattr(self, name, check_range(name, getattr(self, name), 0, 1))
+        self.q_init = check_range("q_init", self.q_init)
+        check_choice("epsilon_schedule", self.epsilon_schedule, SCHEDULES)
+        self.double_q = check_bool("double_q", self.double_q)
 
 
 class TabularQAgent(Agent):
@@ -82,7 +86,7 @@ class TabularQAgent(Agent):
         return masked_argmax(values, mask, None if deterministic else self.rng)
 
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback: Callback | None = None) -> TabularQAgent:
-        self._check_timesteps(total_timesteps)
+        total_timesteps = self._check_timesteps(total_timesteps)
         cfg = self.config
         epsilon_at = SCHEDULES[cfg.epsilon_schedule]
         alpha_end = cfg.learning_rate if cfg.learning_rate_end is None else cfg.learning_rate_end

@@ -12,7 +12,7 @@ from stable_baselines3.common.env_util import make_vec_env
 import textgym  # noqa: F401
 from agents import evaluate
 from envs_registry import ENVS
-from textgym.sb3 import ENCODERS, TokenFeaturesExtractor, policy_kwargs
+from textgym.sb3 import EXTRACTOR_ENCODERS, TokenFeaturesExtractor, policy_kwargs
 
 TINY_COPY = {"task_kwargs": {"length": 3, "n_symbols": 5}, "reward_mode": "dense"}
 STEPS, MIN_ACCURACY = 6_000, 0.9
@@ -36,7 +36,7 @@ def test_importing_textgym_does_not_import_sb3():
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", EXTRACTOR_ENCODERS)
 @pytest.mark.parametrize("env_id", list(ENVS))
 def test_features_have_the_declared_shape(env_id, encoder):
     env = gym.make(env_id)
@@ -46,7 +46,7 @@ def test_features_have_the_declared_shape(env_id, encoder):
     assert torch.isfinite(features).all()
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", EXTRACTOR_ENCODERS)
 def test_gradients_reach_the_embeddings(encoder):
     env = gym.make("TokenGen-v0")
     extractor = TokenFeaturesExtractor(env.observation_space, encoder=encoder)
@@ -122,6 +122,13 @@ def test_policy_kwargs_route_overrides():
 def test_bad_extractor_arguments_raise(bad, match):
     with pytest.raises(ValueError, match=match):
         TokenFeaturesExtractor(gym.make("TokenGen-v0").observation_space, **bad)
+
+
+def test_numpy_ints_are_accepted_as_sizes():
+    space = gym.make("TokenGen-v0").observation_space
+    extractor = TokenFeaturesExtractor(space, embed_dim=np.int64(8), hidden_dim=np.int32(16), pointed_tokens=np.True_)
+    assert extractor.token_embedding.embedding_dim == 8 and extractor.features_dim > 0
+    assert extractor.features_dim == TokenFeaturesExtractor(space, embed_dim=8, hidden_dim=16).features_dim
 
 
 def test_non_textgym_spaces_are_refused():

@@ -32,7 +32,7 @@ def test_masked_actions_are_never_chosen():
 
 def test_target_max_ignores_masked_actions():
     env = gym.make("TokenGen-v0")
-    agent = DQNAgent(env, seed=0, batch_size=4, double_q=False, gamma=0.5, learning_rate=0.0)
+    agent = DQNAgent(env, seed=0, batch_size=4, double_q=False, gamma=0.5)
     buffer = ReplayBuffer(env.observation_space, agent.n_actions, capacity=4)
     obs, _ = env.reset(seed=0)
     only_action_1 = np.zeros(agent.n_actions, dtype=bool)
@@ -79,7 +79,8 @@ def test_encoders_give_one_value_per_action(encoder):
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"encoder": "lstm"}, "unknown encoder 'lstm'; valid: \\['concat', 'gru', 'transformer'\\]"),
-     ({"tau": 0.0}, "tau must be in \\(0, 1\\]"), ({"batch_size": 0}, "batch_size must be >= 1")],
+     ({"tau": 0.0}, "tau must be a number in \\(0, 1\\], got 0.0"),
+     ({"batch_size": 0}, "batch_size must be a positive int, got 0")],
 )
 def test_bad_hyperparameters(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -1,14 +1,22 @@
 """Every agent on every registered env: learn, act legally, save/load, evaluate."""
 
 import csv
+import itertools
 import json
+import multiprocessing
+import os
+import re
+import signal
+import time
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import textgym  # noqa: F401
 from agents import DQNAgent, LMPPOAgent, RandomAgent, TabularQAgent, evaluate
+from agents.base import load_checkpoint, payload_digest, save_checkpoint
 from envs_registry import ENVS
 
 AGENTS = [RandomAgent, TabularQAgent, DQNAgent, LMPPOAgent]
@@ -111,3 +119,101 @@ def test_writer_and_callback_can_stop_learning():
 def test_bad_total_timesteps():
     with pytest.raises(ValueError, match="total_timesteps must be a positive int"):
         TabularQAgent(gym.make("TokenGen-v0")).learn(0)
+
+
+def small_tabular_checkpoint(path):
+    env = gym.make("TokenGen-v0")
+    TabularQAgent(env, seed=0).learn(200).save(path)
+    return env
+
+
+def test_a_flipped_weight_byte_fails_the_digest(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    env = small_tabular_checkpoint(path)
+    row = next(iter(load_checkpoint(path)["state"]["tables"][0].values()))
+    data = bytearray(path.read_bytes())
+    at = data.find(row.numpy().tobytes())
+    assert at > 0
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(path))} is corrupted \\(digest mismatch\\)"):
+        TabularQAgent.load(path, env)
+
+
+def test_any_flipped_byte_loads_the_same_content_or_fails_naming_the_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"state": {"weights": torch.arange(64.0), "steps": 7}, "name": "q"})
+    original = path.read_bytes()
+    expected = payload_digest(load_checkpoint(path))
+    for at in range(0, len(original), max(len(original) // 100, 1)):
+        data = bytearray(original)
+        data[at] ^= 0xFF
+        path.write_bytes(bytes(data))
+        try:
+            payload = load_checkpoint(path)
+        except ValueError as error:
+            assert str(error).startswith(f"checkpoint {path} ") and "corrupted" in str(error)
+        else:  # a byte torch.load does not read (a zip header field): the content is intact
+            assert payload_digest(payload) == expected
+
+
+def test_a_failed_save_keeps_the_old_checkpoint_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"generation": 0})
+
+    def fail_mid_write(obj, file):
+        file.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fail_mid_write)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"generation": 1})
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"generation": 0}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def _save_forever(path, payloads):
+    for generation in itertools.count(1):
+        save_checkpoint(path, payloads[generation % 2])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL") or "fork" not in multiprocessing.get_all_start_methods(),
+                    reason="needs SIGKILL and fork")
+def test_a_save_killed_at_any_moment_leaves_a_whole_checkpoint_and_the_next_save_cleans_up(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    # big enough (8 MB) that a kill often lands mid-write; built here, as the forked child
+    # should only write
+    payloads = [{"generation": g, "weights": torch.full((1 << 21,), float(g))} for g in (0, 1)]
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        save_checkpoint(path, payloads[trial % 2])
+        child = multiprocessing.get_context("fork").Process(target=_save_forever, args=(path, payloads))
+        child.start()
+        time.sleep(rng.uniform(0.0, 0.3))
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        payload = load_checkpoint(path)  # the old or a new checkpoint, whole (its digest holds)
+        assert payload["generation"] in (0, 1)
+        assert torch.equal(payload["weights"], payloads[payload["generation"]]["weights"])
+        save_checkpoint(path, payloads[0])
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+@pytest.mark.parametrize("stale", [b"", b"a save killed mid-write"])
+def test_the_next_save_replaces_a_stale_temporary(tmp_path, stale):
+    path = tmp_path / "checkpoint.pt"
+    (tmp_path / ".checkpoint.pt.tmp").write_bytes(stale)
+    save_checkpoint(path, {"generation": 2})
+    assert load_checkpoint(path) == {"generation": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_python_numbers(tmp_path):
+    env = gym.make("TokenGen-v0")
+    agent = DQNAgent(env, seed=np.int64(3), batch_size=np.int32(8), gamma=np.float32(0.5), learning_starts=np.int64(2))
+    agent.learn(np.int64(5))
+    assert (agent.seed, agent.num_timesteps) == (3, 5)
+    assert type(agent.config.batch_size) is int and type(agent.config.gamma) is float
+    agent.save(tmp_path / "checkpoint.pt")  # weights_only loading takes plain numbers only
+    assert DQNAgent.load(tmp_path / "checkpoint.pt", env).config == agent.config

@@ -37,9 +37,9 @@ def test_state_fn_and_epsilon_schedule_validation():
     env = gym.make("TokenGen-v0")
     agent = TabularQAgent(env, state_fn=lambda obs: obs["position"].tobytes()).learn(100)
     assert agent.n_states <= env.unwrapped.max_new_tokens + 1
-    with pytest.raises(ValueError, match="unknown epsilon_schedule 'cosine'; valid: \\['exponential', 'linear'\\]"):
+    with pytest.raises(ValueError, match="unknown epsilon_schedule 'cosine'; valid: \\['linear', 'exponential'\\]"):
         TabularQAgent(env, epsilon_schedule="cosine")
-    with pytest.raises(ValueError, match="gamma must be in \\[0, 1\\]"):
+    with pytest.raises(ValueError, match="gamma must be a number in \\[0, 1\\], got 1.5"):
         TabularQAgent(env, gamma=1.5)
 
 

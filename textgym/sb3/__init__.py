@@ -8,7 +8,7 @@ Importing this package imports SB3; ``import textgym`` does not.
     model = PPO("MultiInputPolicy", env, policy_kwargs=policy_kwargs(env))
 """
 
-from textgym.sb3.features import ENCODERS, TokenFeaturesExtractor, policy_kwargs
+from textgym.sb3.features import EXTRACTOR_ENCODERS, TokenFeaturesExtractor, policy_kwargs
 from textgym.sb3.vec_env import to_sb3_vec_env
 
-__all__ = ["ENCODERS", "TokenFeaturesExtractor", "policy_kwargs", "to_sb3_vec_env"]
+__all__ = ["EXTRACTOR_ENCODERS", "TokenFeaturesExtractor", "policy_kwargs", "to_sb3_vec_env"]

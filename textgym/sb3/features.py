@@ -10,6 +10,7 @@ its own. :func:`policy_kwargs` wires it into PPO, A2C, DQN or MaskablePPO in one
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import gymnasium as gym
@@ -18,24 +19,37 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-ENCODERS = ("concat", "mean", "gru", "transformer")
+# how TokenFeaturesExtractor summarises the tokens; DQNAgent's Q-network has its own set
+# (agents.networks.Q_NETWORK_ENCODERS), built on the same observation reading below
+EXTRACTOR_ENCODERS = ("concat", "mean", "gru", "transformer")
 EXTRACTOR_ARGUMENTS = ("embed_dim", "encoder", "hidden_dim", "n_layers", "n_heads", "pointed_tokens")
 
 
-def check_observation_space(observation_space: gym.spaces.Space) -> dict[str, gym.spaces.Box]:
-    """The spaces of a textgym-style observation; a ValueError for anything else."""
+def check_observation_space(observation_space: gym.spaces.Space,
+                            reader: str = "TokenFeaturesExtractor") -> dict[str, gym.spaces.Box]:
+    """The spaces of a textgym-style observation; a ValueError (naming ``reader``, the
+    class that needs them) for anything else."""
     spaces = getattr(observation_space, "spaces", None)
     if not isinstance(observation_space, gym.spaces.Dict) or not all(
         isinstance(s, gym.spaces.Box) and np.issubdtype(s.dtype, np.integer) and len(s.shape) == 1
         for s in spaces.values()
     ):
         raise ValueError(
-            f"TokenFeaturesExtractor needs a Dict of 1-D integer Boxes (the textgym observation "
+            f"{reader} needs a Dict of 1-D integer Boxes (the textgym observation "
             f"convention), got {observation_space}"
         )
     if not any(key.endswith("_ids") for key in spaces):
         raise ValueError(f"the observation space has no '*_ids' key to embed: {sorted(spaces)}")
     return dict(spaces)
+
+
+def observation_keys(spaces: dict[str, gym.spaces.Box]) -> tuple[list[str], dict[str, str], list[str]]:
+    """The keys of a textgym observation by role: the ``_ids`` keys, the ``_mask`` key of
+    each one that has one, and the counters (every other key), each sorted."""
+    id_keys = sorted(k for k in spaces if k.endswith("_ids"))
+    mask_keys = {k: k[:-4] + "_mask" for k in id_keys if k[:-4] + "_mask" in spaces}
+    counter_keys = sorted(k for k in spaces if k not in id_keys and k not in mask_keys.values())
+    return id_keys, mask_keys, counter_keys
 
 
 class TokenFeaturesExtractor(BaseFeaturesExtractor):
@@ -74,20 +88,19 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
     def __init__(self, observation_space: gym.spaces.Dict, embed_dim: int = 32, encoder: str = "concat",
                  hidden_dim: int = 64, n_layers: int = 1, n_heads: int = 4, pointed_tokens: bool = True):
         spaces = check_observation_space(observation_space)
-        if encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {encoder!r}; valid: {list(ENCODERS)}")
-        for name, value in (("embed_dim", embed_dim), ("hidden_dim", hidden_dim), ("n_layers", n_layers),
-                            ("n_heads", n_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if encoder not in EXTRACTOR_ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}; valid: {list(EXTRACTOR_ENCODERS)}")
+        sizes = {"embed_dim": embed_dim, "hidden_dim": hidden_dim, "n_layers": n_layers, "n_heads": n_heads}
+        for name, value in sizes.items():
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(pointed_tokens, bool):
+        embed_dim, hidden_dim, n_layers, n_heads = (int(value) for value in sizes.values())  # numpy ints too
+        if not isinstance(pointed_tokens, (bool, np.bool_)):
             raise ValueError(f"pointed_tokens must be True or False, got {pointed_tokens!r}")
         if encoder == "transformer" and embed_dim % n_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by n_heads ({n_heads})")
 
-        id_keys = sorted(k for k in spaces if k.endswith("_ids"))
-        mask_keys = {k: k[:-4] + "_mask" for k in id_keys if k[:-4] + "_mask" in spaces}
-        counter_keys = sorted(k for k in spaces if k not in id_keys and k not in mask_keys.values())
+        id_keys, mask_keys, counter_keys = observation_keys(spaces)
         summary_dim = {"concat": embed_dim * sum(spaces[k].shape[0] for k in id_keys),
                        "mean": len(id_keys) * embed_dim, "gru": len(id_keys) * hidden_dim,
                        "transformer": embed_dim}[encoder]
@@ -206,8 +219,8 @@ def policy_kwargs(env: Any, **overrides: Any) -> dict[str, Any]:
     check_observation_space(observation_space)
     extractor_kwargs = {k: overrides.pop(k) for k in EXTRACTOR_ARGUMENTS if k in overrides}
     encoder = extractor_kwargs.get("encoder", "concat")
-    if encoder not in ENCODERS:
-        raise ValueError(f"unknown encoder {encoder!r}; valid: {list(ENCODERS)}")
+    if encoder not in EXTRACTOR_ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; valid: {list(EXTRACTOR_ENCODERS)}")
     # a list net_arch gives on-policy algorithms separate pi/vf layers and DQN its Q layers
     return {"features_extractor_class": TokenFeaturesExtractor, "features_extractor_kwargs": extractor_kwargs,
             "net_arch": [128], **overrides}
