@@ -64,7 +64,7 @@ fit = pretrain_mle(model, env.unwrapped.task, vocab, epochs=MLE_EPOCHS, batch_si
                    progress_bar=not QUICK)
 print(f"MLE warm start: perplexity {fit['perplexity']:.2f} on the train references")
 
-agent = LMPPOAgent(env, model=model, seed=0, n_envs=32, learning_rate=3e-4, kl_coef=0.05,
+agent = LMPPOAgent(env, model=model, seed=0, num_envs=32, learning_rate=3e-4, kl_coef=0.05,
                    kl_controller="adaptive", kl_target=3.0, kl_horizon=2_000)
 show_samples(agent, eval_env, "samples after the MLE warm start:")
 before = {mode: mean_bleu(agent, eval_env, N_EVAL, mode) for mode in (False, True)}

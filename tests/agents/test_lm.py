@@ -40,7 +40,7 @@ def test_load_causal_lm_from_a_local_directory(tokenizer_dir, tmp_path):
     model, loaded_vocab = load_causal_lm(tokenizer_dir)
     assert len(loaded_vocab) == model.config.vocab_size == len(vocab)
     env = gym.make("TokenGen-v0", task=[{"prompt": "hi", "target": "hello there"}], vocab=loaded_vocab)
-    agent = LMPPOAgent(env, model=model, n_envs=2).learn(10)
+    agent = LMPPOAgent(env, model=model, num_envs=2).learn(10)
     assert agent.num_timesteps == 10
 
 
@@ -58,6 +58,6 @@ def test_smollm2_loads_offline_with_a_matching_vocabulary():
     assert len(vocab) == model.config.vocab_size == 49152
     env = gym.make("TokenGen-v0", task="keywords", vocab=vocab, action_mask=False, max_new_tokens=4)
     assert env.action_space.n == len(vocab)
-    agent = LMPPOAgent(env, model=model, n_envs=2)
+    agent = LMPPOAgent(env, model=model, num_envs=2)
     obs, info = env.reset(seed=0)
     assert 0 <= agent.act(obs, info) < len(vocab)

@@ -8,6 +8,7 @@ import torch
 import textgym  # noqa: F401
 from agents import LMPPOAgent, evaluate
 from agents.lm import pretrain_mle, tiny_causal_lm
+from agents.lm_ppo import masked_logprobs
 from textgym.vocab import WordVocabulary
 
 torch.set_num_threads(1)
@@ -15,7 +16,7 @@ torch.set_num_threads(1)
 
 def small_agent(env=None, **kwargs):
     env = env if env is not None else gym.make("TokenGen-v0")
-    kwargs = {"n_envs": 8, **kwargs}
+    kwargs = {"num_envs": 8, **kwargs}
     return LMPPOAgent(env, model=tiny_causal_lm(env.unwrapped.vocab, n_layer=1, n_embd=32, n_head=2), **kwargs)
 
 
@@ -39,16 +40,77 @@ def test_one_update_reduces_the_loss_on_a_fixed_batch():
 
 
 @pytest.mark.parametrize("estimator", ["k1", "k3"])
-def test_kl_is_zero_when_policy_equals_reference(estimator):
-    agent = small_agent(kl_estimator=estimator)
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_kl_is_zero_when_policy_equals_reference(estimator, top_k):
+    agent = small_agent(kl_estimator=estimator, top_k=top_k)
     prepared = agent.prepare(agent.rollout(list(range(8))))
     assert prepared["kl"].abs().max().item() < 1e-6
 
 
-def test_kl_grows_after_training_and_adaptive_coefficient_moves():
-    agent = small_agent(kl_controller="adaptive", kl_target=1e-4, kl_horizon=10, learning_rate=1e-2)
+def drifted_agent(**kwargs):
+    """An agent whose policy has moved away from its reference (seeded weight noise), with
+    a top-k mask so that renormalising over the legal tokens matters."""
+    agent = small_agent(top_k=3, num_envs=16, **kwargs)
+    noise = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for weight in agent.model.parameters():
+            weight.add_(0.25 * torch.randn(weight.shape, generator=noise))
+    return agent
+
+
+def exact_and_per_token_kl(agent, batch):
+    """KL(pi_L || pi_ref_L) at each step from the full masked distributions, and the agent's
+    estimator evaluated at every token (B, T, V), with pi_L's log-probs."""
+    logits, _ = agent._outputs(batch)
+    logprobs = masked_logprobs(logits, batch.legal, batch.valid).detach()
+    ref_logprobs = agent.reference_logprobs(batch)
+    exact = torch.where(batch.legal, logprobs.exp() * (logprobs - ref_logprobs), 0.0).sum(-1)
+    return exact, logprobs, agent.kl_per_token(logprobs, ref_logprobs)
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_kl_estimate_has_the_masked_kl_as_its_expectation(estimator):
+    agent = drifted_agent(kl_estimator=estimator)
+    batch = agent.rollout(list(range(16)))
+    exact, logprobs, per_token = exact_and_per_token_kl(agent, batch)
+    valid = batch.valid
+    assert exact[valid].min() >= -1e-6 and exact[valid].mean() > 0.05
+    # the estimator's mean under the distribution that samples is the exact KL, state by state
+    expectation = torch.where(batch.legal, logprobs.exp() * per_token, 0.0).sum(-1)
+    torch.testing.assert_close(expectation[valid], exact[valid], atol=1e-5, rtol=1e-4)
+    # and the KL in the rewards is that estimator at the sampled tokens
+    sampled = per_token.gather(-1, batch.actions[..., None]).squeeze(-1) * valid
+    torch.testing.assert_close(agent.prepare(batch)["kl"], sampled)
+    if estimator == "k3":
+        assert sampled.min() >= 0
+
+
+def test_mean_k1_over_sampled_tokens_matches_the_exact_kl():
+    agent = drifted_agent(kl_estimator="k1")
+    errors = []
+    for seed in range(4):
+        batch = agent.rollout([seed * 16 + i for i in range(16)])
+        exact, _, _ = exact_and_per_token_kl(agent, batch)
+        errors.append((agent.prepare(batch)["kl"] - exact)[batch.valid])
+    errors = torch.cat(errors)
+    # E[k1 | state] = exact KL, so the mean error is within 4 standard errors of 0 (measured: 0.8)
+    assert errors.mean().abs() < 4 * errors.std() / len(errors) ** 0.5, (errors.mean(), errors.std(), len(errors))
+
+
+@pytest.mark.parametrize("kl_target, factor", [(1e-4, 1 + 0.2 * 8 / 10), (1e4, 1 - 0.2 * 8 / 10), (2.0, 1.0)])
+def test_adaptive_coefficient_moves_toward_the_target(kl_target, factor):
+    agent = small_agent(kl_controller="adaptive", kl_target=kl_target, kl_horizon=10)
+    episode_kl = torch.full((8,), 2.0)  # 8 episodes, 2 nats each
+    agent.adapt_kl_coef(episode_kl)
+    assert agent.kl_coef == pytest.approx(agent.config.kl_coef * factor)
+
+
+def test_learning_moves_the_policy_from_the_reference_and_raises_beta():
+    agent = small_agent(kl_estimator="k3", kl_controller="adaptive", kl_target=1e-4, kl_horizon=10,
+                        learning_rate=1e-2)
     agent.learn(400)
-    assert agent.update_log.records[-1]["charts/kl"] > 0
+    kls = [record["charts/kl"] for record in agent.update_log.records]
+    assert kls[0] == 0 and min(kls[1:]) > 0  # k3 >= 0 per token, and > 0 once the weights moved
     assert agent.kl_coef > agent.config.kl_coef
 
 
@@ -118,7 +180,7 @@ def test_warm_started_run_on_copy_keeps_or_improves_reward():
     model = tiny_causal_lm(env.unwrapped.vocab, n_layer=1, n_embd=64, n_head=2)
     torch.manual_seed(0)
     pretrain_mle(model, "copy", env.unwrapped.vocab, epochs=1, batch_size=64, learning_rate=3e-4)
-    agent = LMPPOAgent(env, model=model, seed=0, n_envs=16, learning_rate=3e-4)
+    agent = LMPPOAgent(env, model=model, seed=0, num_envs=16, learning_rate=3e-4)
     before = evaluate(agent, env, n_episodes=40, seed=100)["token_accuracy"]
     agent.learn(1500)
     after = evaluate(agent, env, n_episodes=40, seed=100)["token_accuracy"]
