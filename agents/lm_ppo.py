@@ -136,11 +136,14 @@ def _check_range(name: str, value: Any, kind: type, low: float, high: float | No
     numbers = (int, np.integer) if kind is int else (int, float, np.integer, np.floating)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers):
         raise TypeError(f"{name} must be {what}, got {value!r}")
-    value = kind(value)
-    inside = math.isfinite(value) and (value > low if low_open else value >= low) and (high is None or value <= high)
+    try:
+        number = kind(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    inside = math.isfinite(number) and (number > low if low_open else number >= low) and (high is None or number <= high)
     if not inside:
         raise ValueError(f"{name} must be {what}, got {value!r}")
-    return value
+    return number
 
 
 def _check_device(name: str, value: Any, optional: bool) -> None:
