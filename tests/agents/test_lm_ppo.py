@@ -198,3 +198,129 @@ def test_callback_stops_learning_and_writer_gets_losses():
     agent.learn(2000, callback=lambda agent, record: len(agent.log.records) < 3)
     assert len(agent.log.records) == 3 and agent.num_timesteps < 2000
     assert {"charts/return", "losses/policy", "losses/entropy", "charts/kl"} <= scalars
+
+
+def checkpoint_leftovers(path):
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}."))
+
+
+def save_forever(agent, path, saved):
+    while True:
+        agent.num_timesteps += 1
+        agent.save(path)
+        saved.set()
+
+
+def test_a_save_killed_at_any_moment_leaves_a_loadable_checkpoint_and_saving_works(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    env = gym.make("TokenGen-v0")
+    agent = small_agent(env)
+    path = tmp_path / "agent"
+    agent.save(path)
+    start = time.perf_counter()
+    agent.save(path)
+    save_seconds = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    fork = multiprocessing.get_context("fork")  # the child inherits the built agent: no imports to wait for
+    for _ in range(8):  # measured: most kills land mid-write, some before .old is deleted
+        saved = fork.Event()
+        child = fork.Process(target=save_forever, args=(agent, path, saved), daemon=True)
+        child.start()
+        assert saved.wait(30)
+        time.sleep(rng.uniform(0, 3 * save_seconds))  # somewhere inside one of the next saves
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        loaded = LMPPOAgent.load(path, env=env)  # the old or the new checkpoint, intact
+        assert loaded.num_timesteps >= agent.num_timesteps
+        assert checkpoint_leftovers(path) == []
+    loaded.save(path)
+    assert checkpoint_leftovers(path) == [] and LMPPOAgent.load(path, env=env).num_timesteps == loaded.num_timesteps
+
+
+def fail_on_call(function, n):
+    """``function``, except that its ``n``-th call raises: a save killed at that moment."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return function(*args, **kwargs)
+    return wrapped
+
+
+@pytest.mark.parametrize("crash", ["old moved aside", "old not yet deleted", "stale temporaries"])
+def test_the_next_save_or_load_heals_what_a_killed_save_left(tmp_path, monkeypatch, crash):
+    import os
+    import shutil
+
+    from agents import lm_ppo
+
+    env = gym.make("TokenGen-v0")
+    agent = small_agent(env)
+    path = tmp_path / "agent"
+    agent.save(path)
+    agent.num_timesteps = 7
+    if crash == "stale temporaries":  # a dead writer's temp dir, and the old code's fixed-name one
+        (tmp_path / ".agent.tmp-999999999-abc").mkdir()
+        (tmp_path / ".agent.tmp").mkdir()
+        (tmp_path / ".agent.tmp" / "policy.safetensors").write_bytes(b"half")
+    else:
+        with monkeypatch.context() as patch:
+            if crash == "old moved aside":  # killed between the two renames: no checkpoint at path
+                patch.setattr(lm_ppo.os, "replace", fail_on_call(os.replace, 2))
+            else:
+                patch.setattr(lm_ppo.shutil, "rmtree", fail_on_call(shutil.rmtree, 1))
+            with pytest.raises(KeyboardInterrupt):
+                agent.save(path)
+        assert checkpoint_leftovers(path)
+    assert LMPPOAgent.load(path, env=env).num_timesteps == (0 if crash == "old moved aside" else
+                                                             7 if crash == "old not yet deleted" else 0)
+    assert checkpoint_leftovers(path) == []
+    agent.num_timesteps = 8
+    agent.save(path)
+    assert LMPPOAgent.load(path, env=env).num_timesteps == 8 and checkpoint_leftovers(path) == []
+
+
+def test_a_flipped_weight_byte_is_reported(tmp_path):
+    agent = small_agent()
+    agent.save(tmp_path / "agent")
+    weights = tmp_path / "agent" / "value_head.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"agent is corrupted \(digest mismatch in value_head.safetensors\)"):
+        LMPPOAgent.load(tmp_path / "agent", env=gym.make("TokenGen-v0"))
+
+
+def test_rollout_and_act_use_the_current_cache_api():
+    """No deprecation warnings from transformers (``past_key_values=`` goes in 5.40), as
+    warnings or as its once-only log messages."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    env = gym.make("TokenGen-Keywords-v0")
+    agent = small_agent(env, top_k=3)  # the mask model keeps its own cache
+    hf_logging.warning_once.cache_clear()
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            warnings.simplefilter("error", DeprecationWarning)
+            batch = agent.rollout(list(range(8)))
+            obs, info = env.reset(seed=0)
+            for _ in range(3):
+                obs, _, _, _, info = env.step(agent.act(obs, info))
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert batch.n_steps > 8
+    assert not [m for m in messages if "deprecated" in m], messages
