@@ -62,6 +62,17 @@ OBSERVATION_KEYS = ("prompt_ids", "prompt_mask", "output_ids", "position")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 CHOICES = {"advantage": ("gae", "self-critical"), "kl_estimator": ("k1", "k3"), "kl_controller": ("fixed", "adaptive"),
            "value_model": ("shared", "separate"), "mask_model": ("reference", "lagged"), "dtype": tuple(DTYPES)}
+# field: (type, lowest, highest or None for no bound, whether the lowest value itself is excluded)
+RANGES = {
+    "learning_rate": (float, 0, None, True), "num_envs": (int, 1, None, False), "n_epochs": (int, 1, None, False),
+    "n_minibatches": (int, 1, None, False), "gamma": (float, 0, 1, False), "gae_lambda": (float, 0, 1, False),
+    "clip_coef": (float, 0, None, True), "clip_value": (float, 0, None, True), "vf_coef": (float, 0, None, False),
+    "ent_coef": (float, 0, None, False), "max_grad_norm": (float, 0, None, True),
+    "max_approx_kl": (float, 0, None, True), "kl_coef": (float, 0, None, False), "kl_target": (float, 0, None, True),
+    "kl_horizon": (int, 1, None, False), "temperature": (float, 0, None, True), "top_k": (int, 0, None, False),
+    "top_p": (float, 0, 1, True), "mask_update_interval": (int, 1, None, False),
+}
+OPTIONAL = {"clip_value", "max_approx_kl"}  # None disables them
 
 
 @dataclass
@@ -114,19 +125,6 @@ class LMPPOConfig:
             _check_device(name, getattr(self, name), optional=name == "ref_device")
 
 
-# field: (type, lowest, highest or None for no bound, whether the lowest value itself is excluded)
-RANGES = {
-    "learning_rate": (float, 0, None, True), "num_envs": (int, 1, None, False), "n_epochs": (int, 1, None, False),
-    "n_minibatches": (int, 1, None, False), "gamma": (float, 0, 1, False), "gae_lambda": (float, 0, 1, False),
-    "clip_coef": (float, 0, None, True), "clip_value": (float, 0, None, True), "vf_coef": (float, 0, None, False),
-    "ent_coef": (float, 0, None, False), "max_grad_norm": (float, 0, None, True),
-    "max_approx_kl": (float, 0, None, True), "kl_coef": (float, 0, None, False), "kl_target": (float, 0, None, True),
-    "kl_horizon": (int, 1, None, False), "temperature": (float, 0, None, True), "top_k": (int, 0, None, False),
-    "top_p": (float, 0, 1, True), "mask_update_interval": (int, 1, None, False),
-}
-OPTIONAL = {"clip_value", "max_approx_kl"}  # None disables them
-
-
 def _check_range(name: str, value: Any, kind: type, low: float, high: float | None, low_open: bool,
                  optional: bool) -> int | float:
     """``value`` as a plain int / float if it is one (numpy scalars included, bools not) in range,
@@ -147,9 +145,11 @@ def _check_range(name: str, value: Any, kind: type, low: float, high: float | No
 
 
 def _check_device(name: str, value: Any, optional: bool) -> None:
-    if optional and value is None or value == "auto":
+    if (optional and value is None) or value == "auto":
         return
     try:
+        if not isinstance(value, str):
+            raise TypeError
         torch.device(value)
     except (RuntimeError, TypeError):
         raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'{' or None' if optional else ''}, "

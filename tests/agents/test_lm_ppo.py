@@ -168,6 +168,15 @@ def test_bad_config_and_env_are_clear_errors():
         LMPPOAgent(gym.make("NERTag-v0"))
 
 
+def test_numpy_numbers_are_taken_and_stored_as_python_numbers(tmp_path):
+    env = gym.make("TokenGen-v0")
+    agent = small_agent(env, num_envs=np.int64(2), top_k=np.int32(3), kl_coef=np.float32(0.5), gamma=1)
+    assert (agent.config.num_envs, agent.config.top_k, agent.config.kl_coef, agent.config.gamma) == (2, 3, 0.5, 1.0)
+    assert type(agent.config.num_envs) is int and type(agent.config.gamma) is float and agent.envs.n == 2
+    agent.save(tmp_path / "agent")
+    assert LMPPOAgent.load(tmp_path / "agent", env=env).config == agent.config
+
+
 def test_runs_on_a_vector_env_and_self_critical():
     vec = gym.vector.SyncVectorEnv([lambda: gym.make("TokenGen-v0") for _ in range(4)])
     agent = small_agent(envs=vec, advantage="self-critical").learn(120)

@@ -92,6 +92,7 @@ choice_cases = [
     ("dtype", "float16", r"unknown dtype 'float16'; valid: \['float32', 'bfloat16'\]"),
     ("ref_dtype", "half", r"unknown ref_dtype 'half'; valid: \['float32', 'bfloat16'\]"),
     ("device", "gpu", r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ("device", 5, r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 5"),
     ("ref_device", "tpu0", r"ref_device must be 'auto', 'cpu', 'cuda' or 'cuda:N' or None, got 'tpu0'"),
 ]
 
