@@ -20,6 +20,9 @@ reference is renormalised over the same L, pi_ref_L(a) = pi_ref(a) / pi_ref(L), 
 kl_t estimates KL(pi_L || pi_ref_L) = E_{a ~ pi_L}[log pi_L(a) - log pi_ref_L(a)] >= 0 without
 bias; k3 is also >= 0 per sample. Both are 0 while pi = pi_ref. (Leaving pi_ref
 unnormalised would add the constant -log pi_ref(L) per step: a penalty for the mask, not for drift.)
+The reward uses kl_t; the adaptive controller and ``charts/kl`` use the same KL summed over
+L at each visited state, sum_a pi_L(a) log(pi_L(a) / pi_ref_L(a)): the same expectation, and
+never negative.
 
 Episodes end at EOS or at ``max_new_tokens``; both are terminal (the length limit is part
 of the task, and visible through ``position``), so nothing is bootstrapped after them.
@@ -413,7 +416,8 @@ class LMPPOAgent(Agent):
 
     @torch.no_grad()
     def prepare(self, batch: Rollout, baseline: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Old log-probs and values, KL-penalised rewards, advantages and returns.
+        """Old log-probs and values, KL-penalised rewards, advantages and returns, the KL
+        estimate per step (``kl``, in the rewards) and the exact KL at each visited state (``exact_kl``).
         ``baseline`` (one greedy return per episode) is required for self-critical advantages."""
         cfg = self.config
         if cfg.advantage == "self-critical" and baseline is None:
@@ -421,10 +425,13 @@ class LMPPOAgent(Agent):
         valid = batch.valid.to(self.device)
         actions = batch.actions.to(self.device)[..., None]
         logits, values = self._outputs(batch)
-        masked = masked_logprobs(logits, batch.legal.to(self.device), valid)
+        legal = batch.legal.to(self.device)
+        masked = masked_logprobs(logits, legal, valid)
         old_logprobs = masked.gather(-1, actions).squeeze(-1)
-        ref_logprobs = self.reference_logprobs(batch).gather(-1, actions).squeeze(-1)
-        kl = self.kl_per_token(old_logprobs, ref_logprobs) * valid
+        ref_masked = self.reference_logprobs(batch)
+        kl = self.kl_per_token(old_logprobs, ref_masked.gather(-1, actions).squeeze(-1)) * valid
+        # the KL at each visited state summed over its legal tokens rather than sampled: >= 0
+        exact_kl = torch.where(legal, masked.exp() * (masked - ref_masked), 0.0).sum(-1) * valid
         rewards = batch.env_rewards.to(self.device) - self.kl_coef * kl
         values = values * valid
         n_steps = rewards.shape[1]
@@ -450,7 +457,7 @@ class LMPPOAgent(Agent):
             mean, std = advantages[valid].mean(), advantages[valid].std()
             advantages = (advantages - mean) / (std + 1e-8) * valid
         return {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
-                "kl": kl, "valid": valid}
+                "kl": kl, "exact_kl": exact_kl, "valid": valid}
 
     def loss(self, batch: Rollout, prepared: dict[str, torch.Tensor], rows: torch.Tensor | slice = slice(None)):
         """The PPO loss on episodes ``rows``, and its parts for logging."""
@@ -539,7 +546,7 @@ class LMPPOAgent(Agent):
                 baseline = self.rollout(seeds, deterministic=True).env_rewards.sum(1)[complete]
             prepared = self.prepare(batch, baseline)
             parts = self.update(batch, prepared)
-            episode_kl = prepared["kl"].sum(1)
+            episode_kl = prepared["exact_kl"].sum(1)
             if cfg.kl_controller == "adaptive":
                 self.adapt_kl_coef(episode_kl)
             if cfg.mask_model == "lagged" and self.mask_model is not None and n_updates % cfg.mask_update_interval == 0:

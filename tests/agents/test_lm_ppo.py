@@ -78,9 +78,11 @@ def test_kl_estimate_has_the_masked_kl_as_its_expectation(estimator):
     # the estimator's mean under the distribution that samples is the exact KL, state by state
     expectation = torch.where(batch.legal, logprobs.exp() * per_token, 0.0).sum(-1)
     torch.testing.assert_close(expectation[valid], exact[valid], atol=1e-5, rtol=1e-4)
-    # and the KL in the rewards is that estimator at the sampled tokens
+    # the KL in the rewards is that estimator at the sampled tokens; the charts' is the exact one
+    prepared = agent.prepare(batch)
     sampled = per_token.gather(-1, batch.actions[..., None]).squeeze(-1) * valid
-    torch.testing.assert_close(agent.prepare(batch)["kl"], sampled)
+    torch.testing.assert_close(prepared["kl"], sampled)
+    torch.testing.assert_close(prepared["exact_kl"], exact * valid)
     if estimator == "k3":
         assert sampled.min() >= 0
 
@@ -105,12 +107,13 @@ def test_adaptive_coefficient_moves_toward_the_target(kl_target, factor):
     assert agent.kl_coef == pytest.approx(agent.config.kl_coef * factor)
 
 
-def test_learning_moves_the_policy_from_the_reference_and_raises_beta():
-    agent = small_agent(kl_estimator="k3", kl_controller="adaptive", kl_target=1e-4, kl_horizon=10,
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_learning_moves_the_policy_from_the_reference_and_raises_beta(estimator):
+    agent = small_agent(kl_estimator=estimator, kl_controller="adaptive", kl_target=1e-4, kl_horizon=10,
                         learning_rate=1e-2)
     agent.learn(400)
     kls = [record["charts/kl"] for record in agent.update_log.records]
-    assert kls[0] == 0 and min(kls[1:]) > 0  # k3 >= 0 per token, and > 0 once the weights moved
+    assert kls[0] == 0 and min(kls[1:]) > 0  # an exact KL at the visited states: > 0 once the weights moved
     assert agent.kl_coef > agent.config.kl_coef
 
 
