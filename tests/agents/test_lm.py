@@ -30,8 +30,6 @@ def test_mle_warm_start_lowers_perplexity():
     first = pretrain_mle(model, "copy", vocab, epochs=1, batch_size=64, learning_rate=3e-3)
     second = pretrain_mle(model, "copy", vocab, epochs=1, batch_size=64, learning_rate=3e-3, progress_bar=True)
     assert second["perplexity"] < first["perplexity"] < len(vocab)
-    with pytest.raises(ValueError, match="epochs and batch_size must be >= 1"):
-        pretrain_mle(model, "copy", vocab, epochs=0)
 
 
 def test_load_causal_lm_from_a_local_directory(tokenizer_dir, tmp_path):

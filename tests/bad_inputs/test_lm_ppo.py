@@ -14,7 +14,7 @@ import torch
 
 import textgym  # noqa: F401
 from agents import LMPPOAgent
-from agents.lm import tiny_causal_lm
+from agents.lm import pretrain_mle, tiny_causal_lm
 from agents.lm_ppo import LMPPOConfig
 from textgym.vocab import WordVocabulary
 
@@ -61,6 +61,12 @@ def edit_meta(**changes):
 
 def load(path, env_id="TokenGen-v0"):
     return LMPPOAgent.load(path, env=gym.make(env_id))
+
+
+def mle(**kwargs):
+    env = gym.make("TokenGen-Copy-v0")
+    model = tiny_causal_lm(env.unwrapped.vocab, n_layer=1, n_embd=16, n_head=2)
+    pretrain_mle(model, "copy", env.unwrapped.vocab, **kwargs)
 
 
 def save_onto_a_file():
@@ -118,6 +124,11 @@ BAD_INPUTS = [
                  id="learn-0"),
     pytest.param(lambda: agent(advantage="self-critical").prepare(agent().rollout([0, 1])), ValueError,
                  r"advantage='self-critical' needs baseline=", id="self-critical-without-baseline"),
+    *[pytest.param(functools.partial(mle, **{name: value}), ValueError, rf"{name} must be {message}, got {value!r}",
+                   id=f"pretrain_mle-{name}={value!r}")
+      for name, value, message in [("epochs", 0, r"an int in \[1, inf\)"), ("epochs", True, r"an int in \[1, inf\)"),
+                                   ("batch_size", 2.0, r"an int in \[1, inf\)"),
+                                   ("learning_rate", -1e-3, r"a finite number in \(0, inf\)")]],
     pytest.param(save_onto_a_file, FileExistsError, r"is a file; an LMPPOAgent checkpoint is a directory",
                  id="save-onto-a-file"),
     pytest.param(lambda: load(Path(tempfile.mkdtemp()) / "nothing"), FileNotFoundError,
