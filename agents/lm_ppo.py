@@ -49,14 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import (
-    Agent,
-    Callback,
-    EpisodeLog,
-    EpisodeTracker,
-    legal_mask,
-    space_signature,
-)
+from agents.base import Agent, Callback, EpisodeLog, EpisodeTracker, legal_mask, space_signature
 from agents.dqn import resolve_device
 from agents.env_batch import EnvBatch
 from agents.lm import check_vocab_size, prompt_context, tiny_causal_lm
