@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import numbers
 import os
 import shutil
 from collections.abc import Sequence
@@ -137,8 +138,13 @@ def pretrain_mle(model: Any, task: Any, vocab: Vocabulary, split: str = "train",
     """Supervised warm start: teacher forcing on prompt -> reference pairs, with the loss
     on the reference tokens (and the final EOS) only. Returns the last epoch's mean
     ``loss`` and ``perplexity`` = exp(loss) over reference tokens."""
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an int in [1, inf), got {value!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not (
+            math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a finite number in (0, inf), got {learning_rate!r}")
+    epochs, batch_size = int(epochs), int(batch_size)
     check_vocab_size(model, len(vocab))
     pairs = mle_pairs(task, vocab, split)
     device = next(model.parameters()).device

@@ -5,8 +5,8 @@ an optional NLPO-style action mask (Ramamurthy et al., 2023) and an SCST baselin
 The policy pi is the LM over the env's tokens; the LM reads ``prompt, BOS, output so far``.
 A frozen reference pi_ref (a copy of the initial LM) keeps pi close to what it was:
 
-    r_t   = r_env_t - beta * kl_t,  kl_t = log pi(a_t|s_t) - log pi_ref(a_t|s_t)          (k1)
-                                  or kl_t = (rho - 1) - log rho, rho = pi_ref/pi            (k3)
+    r_t   = r_env_t - beta * kl_t,  kl_t = log pi_L(a_t|s_t) - log pi_ref_L(a_t|s_t)      (k1)
+                                  or kl_t = (rho - 1) - log rho, rho = pi_ref_L / pi_L      (k3)
     beta  <- beta * (1 + clip(KL / KL_target - 1, -0.2, 0.2) * n_episodes / horizon)     (adaptive)
     A_t   = GAE(gamma, lambda) of r_t with V from a value head on the LM's last hidden state,
             or G_t - R_greedy (self-critical: the greedy rollout's env return as baseline)
@@ -14,9 +14,15 @@ A frozen reference pi_ref (a copy of the initial LM) keeps pi close to what it w
             + c_v E[max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)] / 2 - c_e H
 
 Masks: pi samples among the env's legal tokens (``info["action_mask"]``), narrowed to the
-top-k / top-p tokens of the reference (or of a lagged copy of pi); ratio and entropy use
-that masked distribution. The KL penalty uses the *unmasked* distributions of pi and
-pi_ref, so masking cannot hide drift of pi away from pi_ref.
+top-k / top-p tokens of the reference (or of a lagged copy of pi); ratio, entropy and KL
+use that masked distribution pi_L(a) = pi(a) / pi(L) on the step's legal set L. The
+reference is renormalised over the same L, pi_ref_L(a) = pi_ref(a) / pi_ref(L), so that
+kl_t estimates KL(pi_L || pi_ref_L) = E_{a ~ pi_L}[log pi_L(a) - log pi_ref_L(a)] >= 0 without
+bias; k3 is also >= 0 per sample. Both are 0 while pi = pi_ref. (Leaving pi_ref
+unnormalised would add the constant -log pi_ref(L) per step: a penalty for the mask, not for drift.)
+The reward uses kl_t; the adaptive controller and ``charts/kl`` use the same KL summed over
+L at each visited state, sum_a pi_L(a) log(pi_L(a) / pi_ref_L(a)): the same expectation, and
+never negative.
 
 Episodes end at EOS or at ``max_new_tokens``; both are terminal (the length limit is part
 of the task, and visible through ``position``), so nothing is bootstrapped after them.
@@ -26,9 +32,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import glob
+import hashlib
 import json
+import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +58,23 @@ OBSERVATION_KEYS = ("prompt_ids", "prompt_mask", "output_ids", "position")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 CHOICES = {"advantage": ("gae", "self-critical"), "kl_estimator": ("k1", "k3"), "kl_controller": ("fixed", "adaptive"),
            "value_model": ("shared", "separate"), "mask_model": ("reference", "lagged"), "dtype": tuple(DTYPES)}
+# field: (type, lowest, highest or None for no bound, whether the lowest value itself is excluded)
+RANGES = {
+    "learning_rate": (float, 0, None, True), "num_envs": (int, 1, None, False), "n_epochs": (int, 1, None, False),
+    "n_minibatches": (int, 1, None, False), "gamma": (float, 0, 1, False), "gae_lambda": (float, 0, 1, False),
+    "clip_coef": (float, 0, None, True), "clip_value": (float, 0, None, True), "vf_coef": (float, 0, None, False),
+    "ent_coef": (float, 0, None, False), "max_grad_norm": (float, 0, None, True),
+    "max_approx_kl": (float, 0, None, True), "kl_coef": (float, 0, None, False), "kl_target": (float, 0, None, True),
+    "kl_horizon": (int, 1, None, False), "temperature": (float, 0, None, True), "top_k": (int, 0, None, False),
+    "top_p": (float, 0, 1, True), "mask_update_interval": (int, 1, None, False),
+}
+OPTIONAL = {"clip_value", "max_approx_kl"}  # None disables them
 
 
 @dataclass
 class LMPPOConfig:
     learning_rate: float = 1e-4  # Adam step size
-    n_envs: int = 16  # episodes per rollout, one env copy (and one KV cache row) each
+    num_envs: int = 16  # episodes per rollout, one env copy (and one KV cache row) each
     n_epochs: int = 4  # passes over each rollout
     n_minibatches: int = 4  # minibatches (of episodes) per epoch
     gamma: float = 1.0  # discount
@@ -88,12 +109,47 @@ class LMPPOConfig:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {list(valid)}")
         if self.ref_dtype is not None and self.ref_dtype not in DTYPES:
             raise ValueError(f"unknown ref_dtype {self.ref_dtype!r}; valid: {list(DTYPES)}")
-        for name in ("n_envs", "n_epochs", "n_minibatches", "kl_horizon", "mask_update_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.top_k < 0 or not 0.0 < self.top_p <= 1.0 or self.temperature <= 0:
-            raise ValueError(f"need top_k >= 0, 0 < top_p <= 1, temperature > 0; got "
-                             f"{self.top_k!r}, {self.top_p!r}, {self.temperature!r}")
+        for name, (kind, low, high, low_open) in RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL:
+                continue
+            setattr(self, name, _check_range(name, value, kind, low, high, low_open, name in OPTIONAL))
+        if not isinstance(self.whiten_advantages, (bool, np.bool_)):
+            raise TypeError(f"whiten_advantages must be a bool, got {self.whiten_advantages!r}")
+        self.whiten_advantages = bool(self.whiten_advantages)
+        for name in ("device", "ref_device"):
+            _check_device(name, getattr(self, name), optional=name == "ref_device")
+
+
+def _check_range(name: str, value: Any, kind: type, low: float, high: float | None, low_open: bool,
+                 optional: bool) -> int | float:
+    """``value`` as a plain int / float if it is one (numpy scalars included, bools not) in range,
+    else an error naming the field, the value and the valid range."""
+    interval = f"{'(' if low_open else '['}{low}, {'inf)' if high is None else f'{high}]'}"
+    what = f"{'an int' if kind is int else 'a finite number'} in {interval}" + (" or None" if optional else "")
+    numbers = (int, np.integer) if kind is int else (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers):
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    try:
+        number = kind(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    inside = math.isfinite(number) and (number > low if low_open else number >= low) and (high is None or number <= high)
+    if not inside:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return number
+
+
+def _check_device(name: str, value: Any, optional: bool) -> None:
+    if (optional and value is None) or value == "auto":
+        return
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'{' or None' if optional else ''}, "
+                         f"got {value!r}") from None
 
 
 @dataclass
@@ -136,6 +192,13 @@ def masked_logprobs(logits: torch.Tensor, legal: torch.Tensor, valid: torch.Tens
     return logits.masked_fill(~(legal | ~valid[..., None]), -torch.inf).log_softmax(-1)
 
 
+def new_cache(model: Any) -> Any:
+    """An empty KV cache for ``model``, filled in place by ``model(..., cache=cache, use_cache=True)``."""
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that skip left padding, so a padded row sees the same positions as alone."""
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -147,7 +210,7 @@ class LMPPOAgent(Agent):
 
     ``model``: the policy LM (default: :func:`agents.lm.tiny_causal_lm` of the env vocabulary);
     ``ref_model``: the frozen reference (default: a copy of ``model`` as given); ``envs``: the
-    rollout envs, a list or a Gymnasium vector env (default: ``n_envs`` copies of ``env``).
+    rollout envs, a list or a Gymnasium vector env (default: ``num_envs`` copies of ``env``).
     A rollout is one episode per env; ``learn(total_timesteps)`` counts its env steps, and
     the self-critical baseline's greedy rollouts are not counted. Tested on CPU; CUDA and
     ``dtype="bfloat16"`` follow the same code path.
@@ -186,9 +249,9 @@ class LMPPOAgent(Agent):
         self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)
         self.kl_coef = cfg.kl_coef
         self.generator = torch.Generator(self.device).manual_seed(seed)
-        self.envs = EnvBatch(envs if envs is not None else [copy.deepcopy(env) for _ in range(cfg.n_envs)])
+        self.envs = EnvBatch(envs if envs is not None else [copy.deepcopy(env) for _ in range(cfg.num_envs)])
         self.update_log = EpisodeLog()  # one record per PPO update: losses/..., charts/kl, ...
-        self._act_cache: tuple[list[int], Any, torch.Tensor] | None = None
+        self._act_cache: tuple[list[int], Any, torch.Tensor] | None = None  # tokens, KV cache, next logits
         self.model.eval()
 
     @staticmethod
@@ -231,15 +294,14 @@ class LMPPOAgent(Agent):
         tokens = prompt_context(prompt, self.vocab) + [int(t) for t in obs["output_ids"][: int(obs["position"][0])]]
         cached = self._act_cache
         if cached is not None and tokens[: len(cached[0])] == cached[0]:
-            new, past, logits = tokens[len(cached[0]):], cached[1], cached[2]
+            new, cache, logits = tokens[len(cached[0]):], cached[1], cached[2]
         else:
-            new, past, logits = tokens, None, None
+            new, cache, logits = tokens, new_cache(self.model), None
         if new:
             ids = torch.tensor([new], device=self.device)
             positions = torch.arange(len(tokens) - len(new), len(tokens), device=self.device)[None]
-            out = self.model(input_ids=ids, position_ids=positions, past_key_values=past, use_cache=True)
-            past, logits = out.past_key_values, out.logits[0, -1]
-        self._act_cache = (tokens, past, logits)
+            logits = self.model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True).logits[0, -1]
+        self._act_cache = (tokens, cache, logits)
         env_mask = torch.as_tensor(legal_mask(info, self.n_actions), device=self.device)
         mask_logits = None
         if self.mask_model is not None:
@@ -267,19 +329,19 @@ class LMPPOAgent(Agent):
         actions, legals, rewards, logprobs = [], [], [], []
         ids, attention = context_ids.to(device), context_mask.to(device)
         positions = position_ids(attention)
-        past = mask_past = None
+        # one cache row per env; a forward pass appends each row's newest token in place
+        cache = new_cache(self.model)
+        mask_cache = new_cache(self.mask_model) if self.mask_model is not None else None
         n_steps = 0
         while any(active) and (max_steps is None or n_steps < max_steps):
-            out = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                             past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = self.model(input_ids=ids, attention_mask=attention, position_ids=positions, cache=cache,
+                             use_cache=True)
             mask_logits = None
             if self.mask_model is not None:
-                mask_out = self.mask_model(input_ids=ids.to(self.mask_model.device),
-                                           attention_mask=attention.to(self.mask_model.device),
-                                           position_ids=positions.to(self.mask_model.device),
-                                           past_key_values=mask_past, use_cache=True)
-                mask_past, mask_logits = mask_out.past_key_values, mask_out.logits[:, -1].to(device)
+                mask_device = self.mask_model.device
+                mask_logits = self.mask_model(input_ids=ids.to(mask_device), attention_mask=attention.to(mask_device),
+                                              position_ids=positions.to(mask_device), cache=mask_cache,
+                                              use_cache=True).logits[:, -1].to(device)
             env_masks = torch.as_tensor(np.stack([legal_mask(info, self.n_actions) for info in infos]), device=device)
             legal = self._legal(env_masks, mask_logits)
             action = self._choose(out.logits[:, -1], legal, deterministic)
@@ -328,15 +390,18 @@ class LMPPOAgent(Agent):
         return out.logits[:, columns].float() / self.config.temperature, values
 
     @torch.no_grad()
-    def _reference_logprobs(self, batch: Rollout) -> torch.Tensor:
+    def reference_logprobs(self, batch: Rollout) -> torch.Tensor:
+        """(B, T, V) log-probs of pi_ref renormalised over each step's sampling mask: the
+        distribution the KL compares the masked policy with."""
         device = self.ref_model.device
         ids, attention = batch.input_ids.to(device), batch.attention_mask.to(device)
         logits = self.ref_model(input_ids=ids, attention_mask=attention, position_ids=position_ids(attention)).logits
         columns = slice(batch.context_len - 1, batch.context_len - 1 + batch.actions.shape[1])
-        logprobs = (logits[:, columns].float() / self.config.temperature).log_softmax(-1)
-        return logprobs.gather(-1, batch.actions.to(device)[..., None]).squeeze(-1).to(self.device)
+        logits = logits[:, columns].float().to(self.device) / self.config.temperature
+        return masked_logprobs(logits, batch.legal.to(self.device), batch.valid.to(self.device))
 
     def kl_per_token(self, logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+        """The k1 or k3 estimate of KL(pi || pi_ref) from the log-probs of the sampled tokens."""
         log_ratio = ref_logprobs - logprobs  # log(pi_ref / pi) at the sampled tokens
         if self.config.kl_estimator == "k1":
             return -log_ratio
@@ -344,7 +409,8 @@ class LMPPOAgent(Agent):
 
     @torch.no_grad()
     def prepare(self, batch: Rollout, baseline: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Old log-probs and values, KL-penalised rewards, advantages and returns.
+        """Old log-probs and values, KL-penalised rewards, advantages and returns, the KL
+        estimate per step (``kl``, in the rewards) and the exact KL at each visited state (``exact_kl``).
         ``baseline`` (one greedy return per episode) is required for self-critical advantages."""
         cfg = self.config
         if cfg.advantage == "self-critical" and baseline is None:
@@ -352,10 +418,13 @@ class LMPPOAgent(Agent):
         valid = batch.valid.to(self.device)
         actions = batch.actions.to(self.device)[..., None]
         logits, values = self._outputs(batch)
-        masked = masked_logprobs(logits, batch.legal.to(self.device), valid)
+        legal = batch.legal.to(self.device)
+        masked = masked_logprobs(logits, legal, valid)
         old_logprobs = masked.gather(-1, actions).squeeze(-1)
-        kl = self.kl_per_token(logits.log_softmax(-1).gather(-1, actions).squeeze(-1), self._reference_logprobs(batch))
-        kl = kl * valid
+        ref_masked = self.reference_logprobs(batch)
+        kl = self.kl_per_token(old_logprobs, ref_masked.gather(-1, actions).squeeze(-1)) * valid
+        # the KL at each visited state summed over its legal tokens rather than sampled: >= 0
+        exact_kl = torch.where(legal, masked.exp() * (masked - ref_masked), 0.0).sum(-1) * valid
         rewards = batch.env_rewards.to(self.device) - self.kl_coef * kl
         values = values * valid
         n_steps = rewards.shape[1]
@@ -381,7 +450,7 @@ class LMPPOAgent(Agent):
             mean, std = advantages[valid].mean(), advantages[valid].std()
             advantages = (advantages - mean) / (std + 1e-8) * valid
         return {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
-                "kl": kl, "valid": valid}
+                "kl": kl, "exact_kl": exact_kl, "valid": valid}
 
     def loss(self, batch: Rollout, prepared: dict[str, torch.Tensor], rows: torch.Tensor | slice = slice(None)):
         """The PPO loss on episodes ``rows``, and its parts for logging."""
@@ -435,6 +504,13 @@ class LMPPOAgent(Agent):
         self._act_cache = None
         return parts
 
+    def adapt_kl_coef(self, episode_kl: torch.Tensor) -> None:
+        """Ziegler et al.'s controller: beta moves toward the value that gives ``kl_target``
+        nats per episode, by at most 20% per ``kl_horizon`` episodes."""
+        cfg = self.config
+        error = float(np.clip(episode_kl.mean().item() / cfg.kl_target - 1, -0.2, 0.2))
+        self.kl_coef *= 1 + error * len(episode_kl) / cfg.kl_horizon
+
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback: Callback | None = None) -> LMPPOAgent:
         self._check_timesteps(total_timesteps)
         cfg = self.config
@@ -463,10 +539,9 @@ class LMPPOAgent(Agent):
                 baseline = self.rollout(seeds, deterministic=True).env_rewards.sum(1)[complete]
             prepared = self.prepare(batch, baseline)
             parts = self.update(batch, prepared)
-            episode_kl = prepared["kl"].sum(1)
+            episode_kl = prepared["exact_kl"].sum(1)
             if cfg.kl_controller == "adaptive":
-                error = float(np.clip(episode_kl.mean().item() / cfg.kl_target - 1, -0.2, 0.2))
-                self.kl_coef *= 1 + error * len(episode_kl) / cfg.kl_horizon
+                self.adapt_kl_coef(episode_kl)
             if cfg.mask_model == "lagged" and self.mask_model is not None and n_updates % cfg.mask_update_interval == 0:
                 self.mask_model.load_state_dict(self.model.state_dict())
             n_updates += 1
@@ -498,22 +573,34 @@ class LMPPOAgent(Agent):
             module.load_state_dict(state[name])
 
     def save(self, path: str | os.PathLike) -> None:
-        """A directory: ``agent.json`` (config, spaces, model configs) and one
-        ``.safetensors`` file per module. Written beside ``path`` and renamed into place."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        """A directory: ``agent.json`` (config, spaces, model configs, a SHA-256 per weights
+        file) and one ``.safetensors`` file per module. It is written whole into a temporary
+        directory beside ``path`` and swapped in by renames, so ``path`` always holds the old
+        or the new checkpoint; what a killed save leaves behind is cleaned up by the next
+        ``save`` or ``load`` (see :func:`heal_checkpoint_dir`)."""
         from safetensors.torch import save_model
 
-        for name, module in self._modules().items():
-            save_model(module, str(tmp / f"{name}.safetensors"))
-        meta = {"agent": type(self).__name__, "config": dataclasses.asdict(self.config), "seed": self.seed,
-                "num_timesteps": self.num_timesteps, "kl_coef": self.kl_coef, "spaces": space_signature(self.env),
-                "policy_config": self.model.config.to_dict(), "reference_config": self.ref_model.config.to_dict()}
-        (tmp / "agent.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{path} is a file; an LMPPOAgent checkpoint is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        heal_checkpoint_dir(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+        try:
+            digests = {}
+            for name, module in self._modules().items():
+                save_model(module, str(tmp / f"{name}.safetensors"))
+                digests[f"{name}.safetensors"] = file_sha256(tmp / f"{name}.safetensors")
+            meta = {"agent": type(self).__name__, "config": dataclasses.asdict(self.config), "seed": self.seed,
+                    "num_timesteps": self.num_timesteps, "kl_coef": self.kl_coef,
+                    "spaces": space_signature(self.env), "policy_config": self.model.config.to_dict(),
+                    "reference_config": self.ref_model.config.to_dict(), "sha256": digests}
+            (tmp / "agent.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if path.exists():  # the old checkpoint steps aside only once the new one is complete
+            old = checkpoint_sibling(path, "old")
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old)
@@ -523,26 +610,84 @@ class LMPPOAgent(Agent):
     @classmethod
     def load(cls, path: str | os.PathLike, env: gym.Env | None = None) -> LMPPOAgent:
         """Load a directory written by ``save`` into an agent acting in ``env`` (required,
-        with the spaces the agent was trained on). Weights load as tensors only."""
+        with the spaces the agent was trained on). Weights load as tensors only, after their
+        SHA-256 is checked against ``agent.json``."""
+        from safetensors.torch import load_model
+
         path = Path(path)
+        heal_checkpoint_dir(path)
         if not (path / "agent.json").is_file():
             raise FileNotFoundError(f"no checkpoint at {path} (an LMPPOAgent checkpoint is a directory with agent.json)")
-        meta = json.loads((path / "agent.json").read_text(encoding="utf-8"))
-        if meta.get("agent") != cls.__name__:
-            raise ValueError(f"{path} holds a {meta.get('agent')} checkpoint, not a {cls.__name__} one")
+        try:
+            meta = json.loads((path / "agent.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"checkpoint {path} is corrupted (agent.json is not valid JSON: {error})") from None
+        required = ("agent", "config", "seed", "num_timesteps", "kl_coef", "spaces", "policy_config",
+                    "reference_config")
+        missing = [key for key in required if not isinstance(meta, dict) or key not in meta]
+        if missing:
+            raise ValueError(f"checkpoint {path} is corrupted (agent.json lacks {missing})")
+        if meta["agent"] != cls.__name__:
+            raise ValueError(f"{path} holds a {meta['agent']} checkpoint, not a {cls.__name__} one")
         if env is None:
             raise ValueError(f"{cls.__name__}.load needs env=: the env the agent will act in")
         if space_signature(env) != meta["spaces"]:
             raise ValueError(f"{path} was trained on different spaces:\n  checkpoint: {meta['spaces']}\n"
                              f"  env:        {space_signature(env)}")
-        from safetensors.torch import load_model
-
+        config = dict(meta["config"])
+        if "n_envs" in config:  # checkpoints written before the rename to num_envs
+            config["num_envs"] = config.pop("n_envs")
         agent = cls(env, model=_model_from_config(meta["policy_config"]),
-                    ref_model=_model_from_config(meta["reference_config"]), seed=meta["seed"], **meta["config"])
+                    ref_model=_model_from_config(meta["reference_config"]), seed=meta["seed"], **config)
+        digests = meta.get("sha256")  # absent in checkpoints written before digests were stored
         for name, module in agent._modules().items():
-            load_model(module, str(path / f"{name}.safetensors"), device=str(next(module.parameters()).device))
+            weights = path / f"{name}.safetensors"
+            if not weights.is_file():
+                raise FileNotFoundError(f"checkpoint {path} is incomplete: {weights.name} is missing")
+            if digests is not None and digests.get(weights.name) != file_sha256(weights):
+                raise ValueError(f"checkpoint {path} is corrupted (digest mismatch in {weights.name})")
+            load_model(module, str(weights), device=str(next(module.parameters()).device))
         agent.num_timesteps, agent.kl_coef = meta["num_timesteps"], meta["kl_coef"]
         return agent
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def checkpoint_sibling(path: Path, tag: str) -> Path:
+    """``.NAME.old`` (the checkpoint being replaced) or ``.NAME.tmp-PID-XXXX`` (one being written)."""
+    return path.with_name(f".{path.name}.{tag}")
+
+
+def heal_checkpoint_dir(path: Path) -> None:
+    """Repair what a save killed midway leaves beside checkpoint ``path``: an old checkpoint
+    moved aside to ``.NAME.old`` (always complete) goes back if ``path`` is missing and is
+    deleted otherwise; temporaries of saves whose process is gone are deleted."""
+    old = checkpoint_sibling(path, "old")
+    if old.exists():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, path)
+    for tmp in path.parent.glob(glob.escape(checkpoint_sibling(path, "tmp").name) + "*"):
+        if not _writer_running(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _writer_running(tmp: Path) -> bool:
+    """Whether another live process is writing temporary ``tmp`` (named ``...tmp-PID-...``)."""
+    pid = tmp.name.rpartition(".tmp-")[2].partition("-")[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def _model_from_config(config: dict) -> Any:

@@ -91,7 +91,7 @@ def main() -> None:
         model = tiny_causal_lm(env.unwrapped.vocab)
     envs = [gym.make("TokenGen-v0", task="keywords", vocab=env.unwrapped.vocab, max_new_tokens=args.new_tokens,
                      mask_fn=no_eos) for _ in range(args.batch)]
-    agent = LMPPOAgent(env, model=model, envs=envs, n_envs=args.batch, device=args.device, dtype=args.dtype,
+    agent = LMPPOAgent(env, model=model, envs=envs, num_envs=args.batch, device=args.device, dtype=args.dtype,
                        n_epochs=1, n_minibatches=1, max_approx_kl=None)
     seeds = list(range(args.batch))
     n_tokens = args.batch * args.new_tokens

@@ -3,13 +3,15 @@
 The lesson: supervised learning gets the LM close (it imitates the references), and PPO,
 rewarded by BLEU through ``env.step`` and held near the warm-start model by a KL penalty,
 turns that into higher-scoring sentences. Prints samples before and after, the reward and
-KL curves, and saves them to ``docs/lm_ppo_keywords.png`` (next to this folder, whatever
-the working directory) when matplotlib is installed; a QUICK run writes no file.
+KL curves, and saves them to ``runs/07_lm_ppo_keywords/curves.png`` (under the working
+directory; ``--out DIR`` for another folder, ``--docs`` to refresh the README's
+``docs/lm_ppo_keywords.png``) when matplotlib is installed; a QUICK run writes no file.
 
     python examples/07_lm_ppo_keywords.py                   # 60 s on 2 shared CPU cores
     TEXTGYM_QUICK=1 python examples/07_lm_ppo_keywords.py   # a smoke run, 10 s
 """
 
+import argparse
 import os
 from pathlib import Path
 
@@ -21,6 +23,10 @@ import textgym  # noqa: F401
 from agents import LMPPOAgent
 from agents.lm import pretrain_mle, tiny_causal_lm
 
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--out", type=Path, default=Path("runs") / "07_lm_ppo_keywords", help="folder for curves.png")
+parser.add_argument("--docs", action="store_true", help="write docs/lm_ppo_keywords.png (the README's figure) instead")
+args = parser.parse_args()
 QUICK = os.environ.get("TEXTGYM_QUICK") == "1"
 torch.set_num_threads(1)  # one thread per process: several torch processes share the cores
 torch.manual_seed(0)
@@ -64,7 +70,7 @@ fit = pretrain_mle(model, env.unwrapped.task, vocab, epochs=MLE_EPOCHS, batch_si
                    progress_bar=not QUICK)
 print(f"MLE warm start: perplexity {fit['perplexity']:.2f} on the train references")
 
-agent = LMPPOAgent(env, model=model, seed=0, n_envs=32, learning_rate=3e-4, kl_coef=0.05,
+agent = LMPPOAgent(env, model=model, seed=0, num_envs=32, learning_rate=3e-4, kl_coef=0.05,
                    kl_controller="adaptive", kl_target=3.0, kl_horizon=2_000)
 show_samples(agent, eval_env, "samples after the MLE warm start:")
 before = {mode: mean_bleu(agent, eval_env, N_EVAL, mode) for mode in (False, True)}
@@ -90,6 +96,7 @@ if not QUICK:
         import matplotlib.pyplot as plt
     except ImportError:
         plt = None
+        print("matplotlib is not installed, so no curves are saved (pip install matplotlib)")
     if plt is not None:
         steps = [r["step"] for r in updates]
         fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
@@ -99,7 +106,8 @@ if not QUICK:
         bottom.set_ylabel("KL to warm start (nats)")
         bottom.set_xlabel("env steps")
         fig.suptitle("LM-PPO on keywords after an MLE warm start")
-        path = Path(__file__).resolve().parents[1] / "docs" / "lm_ppo_keywords.png"
-        path.parent.mkdir(exist_ok=True)
+        docs = Path(__file__).resolve().parents[1] / "docs"  # next to this folder, whatever the working directory
+        path = docs / "lm_ppo_keywords.png" if args.docs else args.out / "curves.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100, bbox_inches="tight")
         print(f"curves saved to {path}")

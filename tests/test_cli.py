@@ -47,7 +47,7 @@ def test_bad_steps_is_rejected_by_the_parser():
     ("dqn", {"learning_starts": 50}),
     ("sb3-ppo", {"n_steps": 60, "batch_size": 30}),
     ("maskable-ppo", {"n_steps": 60, "batch_size": 30}),
-    ("lm-ppo", {"mle_epochs": 1, "n_envs": 4}),
+    ("lm-ppo", {"mle_epochs": 1, "num_envs": 4}),
 ])
 def test_train_writes_a_run_folder_that_eval_reads(tmp_path, agent, agent_kwargs):
     out = tmp_path / "run"
