@@ -177,11 +177,15 @@ def build_textgym_agent(agent: str, env: gym.Env, seed: int, agent_kwargs: dict,
 def sb3_steps(model: Any, steps: int) -> int:
     """The env steps ``model.learn(steps)`` really takes: SB3 finishes the rollout (on-policy)
     or the ``train_freq`` steps (off-policy) that crosses ``steps``."""
-    chunk = getattr(model, "n_steps", None)
-    if chunk is None:
-        train_freq = model.train_freq
-        chunk = train_freq.frequency if train_freq.unit.value == "step" else 1
-    chunk *= model.n_envs
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+    from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+
+    if isinstance(model, OnPolicyAlgorithm):
+        chunk = model.n_steps * model.n_envs
+    elif model.train_freq.unit == TrainFrequencyUnit.STEP:
+        chunk = model.train_freq.frequency * model.n_envs
+    else:  # episodes: the overshoot is unknown in advance
+        chunk = 1
     return -(-steps // chunk) * chunk
 
 
