@@ -281,7 +281,8 @@ def read_config(run: Path) -> tuple[Path, dict]:
     run = Path(run)
     if not run.exists():
         raise FileNotFoundError(f"no run folder or checkpoint at {run}")
-    folder = run if run.is_dir() else run.parent
+    inside_a_run = not (run / "config.json").is_file() and (run.parent / "config.json").is_file()
+    folder = run.parent if run.is_file() or inside_a_run else run  # a checkpoint file, or lm-ppo's folder
     path = folder / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a run folder: no config.json (`textgym train` writes one)")

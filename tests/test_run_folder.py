@@ -118,6 +118,7 @@ def test_train_replaces_a_run_only_with_overwrite(tmp_path):
     assert json.loads((out / "config.json").read_text())["agent"] == "random"
     assert not (out / "eval.csv").exists()
     assert load_run(out)[2]["seed"] == 1
+    assert load_run(out / "checkpoint.pt")[2]["seed"] == 1  # a checkpoint names its run folder
 
 
 def test_a_failed_start_leaves_no_run_behind(tmp_path):
