@@ -37,7 +37,8 @@ AGENT_DESCRIPTIONS = {
     "maskable-ppo": "sb3-contrib MaskablePPO (reads action_masks()) with token features",
 }
 MLE_EPOCHS = 4  # lm-ppo's default warm start; ``--agent-kwargs '{"mle_epochs": 0}'`` skips it
-CONFIG_FIELDS = {"env": str, "env_kwargs": dict, "agent": str, "agent_kwargs": dict, "seed": int}
+CONFIG_FIELDS = {"env": str, "env_kwargs": dict, "agent": str, "agent_kwargs": dict, "seed": int}  # what eval reads
+_JSON_KINDS = {str: "string", dict: "object", int: "integer"}
 RUN_FILES = ("config.json", "metrics.csv", "eval.csv", "curve.png", "checkpoint.pt", "checkpoint",
              "checkpoint.safetensors", "checkpoint.zip")
 SB3_ARCHIVE = "checkpoint.zip"  # what SB3's ``model.save`` writes; read only with trust_checkpoint
@@ -234,7 +235,10 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
     # the arguments are good: only now replace an old run
     for name in RUN_FILES:
         old = out / name
-        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     config = {"env": env_id, "env_kwargs": env_kwargs, "agent": agent, "agent_kwargs": agent_kwargs,
               "steps": steps, "seed": seed, "threads": torch.get_num_threads()}
@@ -301,9 +305,6 @@ def read_config(run: Path) -> tuple[Path, dict]:
     if config["agent"] not in AGENTS:
         raise ValueError(f"{path}: unknown agent {config['agent']!r}; valid: {', '.join(AGENTS)}")
     return folder, config
-
-
-_JSON_KINDS = {str: "string", dict: "object", int: "integer"}
 
 
 def load_run(run: Path, trust_checkpoint: bool = False) -> tuple[Any, gym.Env, dict]:

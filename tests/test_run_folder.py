@@ -56,9 +56,9 @@ def test_eval_never_runs_the_pickle_in_an_sb3_archive(tmp_path, capsys):
 
     assert main(["eval", str(run)]) == 2
     error = capsys.readouterr().err.splitlines()
-    assert error == [f"textgym eval: error: no checkpoint at {run}/checkpoint.safetensors; {run}/checkpoint.zip is an "
-                     "SB3 archive, which can run code when loaded: pass --trust-checkpoint only if you trust "
-                     "whoever made it"]
+    assert error == [(f"textgym eval: error: no checkpoint at {run}/checkpoint.safetensors; {run}/checkpoint.zip is an "
+                      "SB3 archive, which can run code when loaded: pass --trust-checkpoint only if you trust "
+                      "whoever made it")]
     assert not marker.exists()
 
     # the payload is real: SB3's own loader, opted in to, runs it
@@ -104,7 +104,7 @@ def test_an_sb3_archive_loads_when_trusted(tmp_path, capsys):
     ("sb3-ppo", 64, 64), ("sb3-ppo", 65, 96), ("sb3-dqn", 65, 68),  # train_freq 4
 ])
 def test_the_progress_bar_total_is_the_steps_sb3_takes(tmp_path, agent, steps, expected):
-    out, policy = sb3_run(tmp_path, agent, steps)
+    _, policy = sb3_run(tmp_path, agent, steps)
     assert sb3_steps(policy.model, steps) == expected == policy.model.num_timesteps
 
 
@@ -152,6 +152,6 @@ sys.exit(main(["train", "--env", "TokenGen-Copy-v0", "--agent", "random", "--ste
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["textgym train: note: matplotlib is not installed, so the run gets no "
-                                          "curve.png (pip install matplotlib)"]
+    assert result.stderr.splitlines() == [("textgym train: note: matplotlib is not installed, so the run gets no "
+                                           "curve.png (pip install matplotlib)")]
     assert (tmp_path / "run" / "metrics.csv").is_file() and not (tmp_path / "run" / "curve.png").exists()

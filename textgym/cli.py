@@ -149,7 +149,7 @@ def play(args: argparse.Namespace) -> int:
         if action is None or action not in legal:
             print(f"not a legal action: {choice!r}; type a label, or #id, from the list")
             continue
-        obs, reward, terminated, truncated, info = env.step(action)
+        _, reward, terminated, truncated, info = env.step(action)
         total += reward
         print(f"reward {reward:+.3f} (return {total:.3f})")
         done = terminated or truncated
@@ -282,13 +282,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agents.runs import AGENTS
     from textgym import __version__
 
-    from agents.runs import AGENTS
-
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = Parser(prog="textgym", description="Gymnasium environments for text tasks.",
-                                     epilog=EPILOG, formatter_class=formatter)
+    parser = Parser(prog="textgym", description="Gymnasium environments for text tasks.", epilog=EPILOG,
+                    formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"textgym {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
