@@ -3,15 +3,19 @@ that was trained; the env library does not import the agents."""
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from agents import evaluate
 from agents.runs import load_run, make_env, sb3_steps, train
 from textgym.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 SB3_KWARGS = {
     "sb3-ppo": {"n_steps": 32, "batch_size": 16},
@@ -137,7 +141,8 @@ for module in pkgutil.walk_packages(textgym.__path__, "textgym."):
         importlib.import_module(module.name)
 print(sorted(name for name in sys.modules if name == "agents" or name.startswith("agents.")))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -150,7 +155,8 @@ from textgym.cli import main
 sys.exit(main(["train", "--env", "TokenGen-Copy-v0", "--agent", "random", "--steps", "30", "--no-progress",
                "--out", {str(tmp_path / "run")!r}]))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [("textgym train: note: matplotlib is not installed, so the run gets no "
                                            "curve.png (pip install matplotlib)")]
