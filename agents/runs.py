@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,11 @@ def load_run(run: Path, trust_checkpoint: bool = False) -> tuple[Any, gym.Env, d
     path = checkpoint_path(folder, agent)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return getattr(agents, TEXTGYM_AGENTS[agent]).load(path, env=env), env, config
+    try:
+        return getattr(agents, TEXTGYM_AGENTS[agent]).load(path, env=env), env, config
+    except (EOFError, KeyError, RuntimeError, pickle.UnpicklingError) as err:  # torch.load on a damaged file
+        first_line = next(iter(str(err).splitlines()), "")
+        raise ValueError(f"{path} is not a readable {agent} checkpoint ({type(err).__name__}: {first_line})") from None
 
 
 def _load_sb3(folder: Path, config: dict, env: gym.Env, trust_checkpoint: bool) -> Any:
