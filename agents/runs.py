@@ -153,11 +153,14 @@ def _sb3_class(name: str) -> type:
 
 def build_sb3_model(agent: str, env: gym.Env, seed: int, agent_kwargs: dict, source: str = "agent_kwargs",
                     **overrides: Any) -> Any:
-    """The SB3 model ``train`` trains, built the same way when a run is loaded."""
+    """The SB3 model ``train`` trains, built the same way when a run is loaded. A
+    ``policy_kwargs`` entry overrides ``textgym.sb3.policy_kwargs(env)``'s (``encoder``,
+    ``embed_dim``, ``net_arch``, ...) instead of dropping the token features."""
     from textgym.sb3 import policy_kwargs
 
-    kwargs = {"policy_kwargs": policy_kwargs(env), **agent_kwargs, **overrides}
     try:
+        kwargs = {**agent_kwargs, "policy_kwargs": policy_kwargs(env, **agent_kwargs.get("policy_kwargs", {})),
+                  **overrides}
         return _sb3_class(agent)("MultiInputPolicy", env, seed=seed, verbose=0, **kwargs)
     except (TypeError, ValueError, AssertionError) as err:  # SB3 checks its arguments with asserts
         raise ValueError(f"bad {source} {json.dumps(agent_kwargs)} for {agent}: {err or type(err).__name__}") from None

@@ -95,6 +95,17 @@ def test_an_sb3_run_loads_back_the_policy_it_trained(tmp_path, agent):
     assert loaded.act(obs, info) == trained.act(obs, info)
 
 
+def test_policy_kwargs_in_agent_kwargs_keep_the_token_features(tmp_path):
+    out = tmp_path / "run"
+    trained = train("TokenGen-Copy-v0", "sb3-ppo", 32, 0, out, {}, {"n_steps": 32, "batch_size": 16, "policy_kwargs":
+                    {"encoder": "mean", "embed_dim": 8, "net_arch": [16]}}, progress_bar=False)
+    extractor = trained.model.policy.features_extractor
+    assert type(extractor).__name__ == "TokenFeaturesExtractor" and extractor.encoder_name == "mean"
+    loaded, env, _ = load_run(out)
+    obs, info = env.reset(seed=0)
+    assert loaded.act(obs, info) == trained.act(obs, info)
+
+
 def test_an_sb3_archive_loads_when_trusted(tmp_path, capsys):
     out, trained = sb3_run(tmp_path, "sb3-ppo")
     trained.model.save(out / "checkpoint.zip")
