@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_THREADS = 1  # textgym's default models are small: more torch threads only add overhead, and
-# a busy machine makes them 10-30x slower; the thread count also changes a run's numbers, so it is recorded
+# textgym's default models are small: more torch threads only add overhead, and on a busy machine
+# make training 10-30x slower. The thread count also changes a run's numbers, so config.json records it.
+DEFAULT_THREADS = 1
 
 
 def demo(args: argparse.Namespace) -> int:
