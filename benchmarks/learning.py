@@ -26,7 +26,7 @@ import torch
 
 import textgym  # noqa: F401
 from agents import DQNAgent, RandomAgent, TabularQAgent, evaluate
-from textgym.training import SB3Agent
+from agents.runs import SB3Agent
 
 EVAL_EPISODES = 200
 EVAL_SEED = 10_000

@@ -1,9 +1,13 @@
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run(*args, timeout=300):
@@ -15,6 +19,18 @@ def test_list_names_envs_tasks_rewards_and_agents():
     assert result.returncode == 0, result.stderr
     for name in ("TokenGen-v0", "TokenEdit-v0", "NERTag-v0", "keywords", "token_accuracy", "maskable-ppo", "lm-ppo"):
         assert name in result.stdout
+    # each description is a whole first paragraph, not a first line cut mid-sentence
+    bleu = next(line for line in result.stdout.splitlines() if line.strip().startswith("bleu "))
+    assert bleu.endswith("(13a tokenization, exp smoothing, effective order), with the reference n-grams cached "
+                         "across calls.")
+
+
+def test_version_and_examples_in_help():
+    assert run("--version").stdout == "textgym 0.1.0\n"
+    assert "examples:\n  textgym list" in run("--help").stdout
+    train_help = run("train", "--help").stdout
+    assert "--overwrite" in train_help and "--threads" in train_help and "examples:" in train_help
+    assert "--trust-checkpoint" in run("eval", "--help").stdout
 
 
 @pytest.mark.parametrize("command", ["demo", "list", "train", "eval", "play", "bench"])
@@ -47,6 +63,7 @@ def test_bad_steps_is_rejected_by_the_parser():
     ("dqn", {"learning_starts": 50}),
     ("sb3-ppo", {"n_steps": 60, "batch_size": 30}),
     ("maskable-ppo", {"n_steps": 60, "batch_size": 30}),
+    ("sb3-dqn", {"learning_starts": 50, "buffer_size": 1000}),
     ("lm-ppo", {"mle_epochs": 1, "num_envs": 4}),
 ])
 def test_train_writes_a_run_folder_that_eval_reads(tmp_path, agent, agent_kwargs):
@@ -58,7 +75,7 @@ def test_train_writes_a_run_folder_that_eval_reads(tmp_path, agent, agent_kwargs
     assert {"config.json", "metrics.csv", "eval.csv", "curve.png"} <= {p.name for p in out.iterdir()}
     config = json.loads((out / "config.json").read_text())
     assert config == {"env": "TokenGen-Copy-v0", "env_kwargs": {"reward_mode": "dense"}, "agent": agent,
-                      "agent_kwargs": agent_kwargs, "steps": 300, "seed": 0}
+                      "agent_kwargs": agent_kwargs, "steps": 300, "seed": 0, "threads": 1}
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert int(rows[-1]["step"]) == sum(int(row["length"]) for row in rows) >= 250
     assert "metric/token_accuracy" in rows[0]
@@ -76,31 +93,56 @@ def test_play_reads_actions_from_piped_input():
     words = prompt.stdout.split("prompt: ")[1].splitlines()[0].split()
     result = run_with_input("play", "TokenGen-Copy-v0", stdin="\n".join(["zzz", *words]) + "\n")
     assert result.returncode == 0, result.stderr
-    assert "not a legal action: 'zzz'" in result.stdout
+    assert "not a legal action: 'zzz'; type a label, or #id, from the list" in result.stdout
     assert "episode over: return 1.000; metrics: token_accuracy 1.000" in result.stdout
+
+
+def test_readme_play_handout_matches_the_seed_0_prompt():
+    result = run_with_input("play", "--env", "TokenGen-Copy-v0", stdin="b\nc\nd\n")
+    assert result.stdout.startswith("prompt: b c d\n")
+    assert "episode over: return 1.000; metrics: token_accuracy 1.000" in result.stdout
+
+
+def test_play_reports_odd_input_as_illegal_and_reads_digits_as_words():
+    # one example whose words are digits: "7" is the word 7, "#id" an action id
+    task = json.dumps({"task": [{"prompt": "7 3", "references": ["7 3"]}]})
+    prompt = run_with_input("play", "--env", "TokenGen-v0", "--env-kwargs", task, stdin="")
+    legal = prompt.stdout.split("legal actions (type a label, or #id): ")[1].splitlines()[0]
+    ids = {label: int(action[1:]) for action, label in (entry.split("=") for entry in legal.split())}
+    assert ids["7"] != 7 and ids["3"] != 3
+    huge = "9" * 5000
+    result = run_with_input("play", "--env", "TokenGen-v0", "--env-kwargs", task,
+                            stdin=f"\u00b2\n{huge}\n#{huge}\n#99\n7\n#{ids['3']}\n")
+    assert result.returncode == 0, result.stderr
+    for typed in ("\u00b2", huge, f"#{huge}", "#99"):
+        assert f"not a legal action: {typed!r}" in result.stdout
+    assert "output: 7 3" in result.stdout
+    assert "episode over: return 1.000; metrics: bleu 1.000" in result.stdout
 
 
 def test_play_shows_edit_operations_and_tags():
     edit = run_with_input("play", "TokenEdit-Compress-v0", stdin="stop\n")
-    assert "0=keep" in edit.stdout and "episode over" in edit.stdout
-    tags = run_with_input("play", "NERTag-v0", stdin="")
+    assert "#0=keep" in edit.stdout and "episode over" in edit.stdout
+    tags = run_with_input("play", "--env", "NERTag-v0", stdin="")
     assert "=B-PER" in tags.stdout and "no more input" in tags.stdout
 
 
 @pytest.mark.parametrize("args, message", [
     (["eval", "no/such/run"], "no run folder or checkpoint at no/such/run"),
+    (["eval", "."], ". is not a run folder: no config.json"),
     (["train", "--env", "TokenGen-v9", "--agent", "dqn", "--out", "x"], "unknown env id 'TokenGen-v9'; textgym ids:"),
     (["play", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
     (["train", "--env", "TokenGen-v0", "--agent", "dqn", "--out", "x", "--env-kwargs", "{bad"], "not valid JSON"),
     (["train", "--env", "TokenGen-v0", "--agent", "dqn", "--out", "x", "--agent-kwargs", '{"nope": 1}'], "nope"),
     (["train", "--env", "TokenGen-v0", "--agent", "sb3-ppo", "--out", "x", "--agent-kwargs", '{"nope": 1}'],
-     "bad --agent-kwargs for sb3-ppo"),
+     "bad --agent-kwargs {\"nope\": 1} for sb3-ppo"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
+    # run from an empty folder (relative paths land there), on this checkout's code
     result = subprocess.run([sys.executable, "-m", "textgym", *args], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+                            timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr
 
 
 def run_with_input(*args, stdin: str):
