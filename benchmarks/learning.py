@@ -195,8 +195,9 @@ def main() -> None:
                 scores.append(evaluate(policy, eval_env, EVAL_EPISODES, seed=EVAL_SEED)[case.metric])
                 curves[agent_name].append(learning_curve(policy))
             cells[agent_name] = summarise(scores)
-            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s; "
-                  f"seeds: {' '.join(f'{s:.3f}' for s in scores)})", flush=True)
+            per_seed = f"; seeds: {' '.join(f'{s:.3f}' for s in scores)}" if n_seeds >= MIN_SEEDS_FOR_CI else ""
+            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s"
+                  f"{per_seed})", flush=True)
         rows.append((case_name, case, steps, cells))
         try:
             plot_curves(curves, f"{case_name}: {case.env_id}", args.out / f"curve_{case_name}.png")
