@@ -6,8 +6,13 @@
 
 For every (case, agent, seed) the agent trains for the case's step budget, then is
 evaluated greedily on ``EVAL_EPISODES`` episodes of the case's evaluation split (fixed
-seeds). The table gives mean ± 95% CI (Student t) of the case's metric over seeds; it is
-printed as Markdown and written with learning-curve PNGs to ``--out``.
+seeds). The table is printed as Markdown and written with learning-curve PNGs to ``--out``.
+
+Each cell gives the case's metric over seeds: from 3 seeds on, mean ± the half-width of a
+95% Student-t interval; with 1 or 2 seeds (``--quick``), the mean and each seed's score,
+because a t-interval from 2 seeds (t = 12.7) is wider than the metric's whole range [0, 1]
+and says nothing. The t-interval is not clipped to [0, 1]: near 0 or 1 (``0.999 ± 0.005``)
+the metric's own bound is the tighter limit.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from agents.runs import SB3Agent
 
 EVAL_EPISODES = 200
 EVAL_SEED = 10_000
-T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+T_95 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # by degrees of freedom
+MIN_SEEDS_FOR_CI = 3
 
 
 @dataclass(frozen=True)
@@ -127,12 +133,13 @@ def learning_curve(policy: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r["step"] for r in records]), np.array([r["return"] for r in records])
 
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    if n < 2:
-        return float(values[0]), 0.0
-    t = T_95.get(n - 1, 1.96)
-    return float(np.mean(values)), t * float(np.std(values, ddof=1)) / math.sqrt(n)
+def summarise(scores: list[float]) -> str:
+    """``mean ± 95% CI half-width`` from ``MIN_SEEDS_FOR_CI`` seeds on, else the mean and every seed's score."""
+    n, mean = len(scores), float(np.mean(scores))
+    if n < MIN_SEEDS_FOR_CI:
+        return f"{mean:.3f} (seeds: {', '.join(f'{s:.3f}' for s in scores)})"
+    half_width = T_95.get(n - 1, 1.96) * float(np.std(scores, ddof=1)) / math.sqrt(n)
+    return f"{mean:.3f} ± {half_width:.3f}"
 
 
 def smooth(x: np.ndarray, y: np.ndarray, points: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -187,10 +194,10 @@ def main() -> None:
                 eval_env = gym.make(case.env_id, split=case.eval_split, **case.env_kwargs)
                 scores.append(evaluate(policy, eval_env, EVAL_EPISODES, seed=EVAL_SEED)[case.metric])
                 curves[agent_name].append(learning_curve(policy))
-            mean, ci = mean_ci(scores)
-            cells[agent_name] = f"{mean:.3f} ± {ci:.3f}"
-            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s; "
-                  f"seeds: {' '.join(f'{s:.3f}' for s in scores)})", flush=True)
+            cells[agent_name] = summarise(scores)
+            per_seed = f"; seeds: {' '.join(f'{s:.3f}' for s in scores)}" if n_seeds >= MIN_SEEDS_FOR_CI else ""
+            print(f"{case_name:<10} {agent_name:<13} {cells[agent_name]}  ({time.perf_counter() - start:.0f} s"
+                  f"{per_seed})", flush=True)
         rows.append((case_name, case, steps, cells))
         try:
             plot_curves(curves, f"{case_name}: {case.env_id}", args.out / f"curve_{case_name}.png")
@@ -205,7 +212,8 @@ def main() -> None:
         lines.append(f"| {case_name} | `{case.env_id}`{kwargs} | {case.metric} ({case.eval_split}) | {steps:,} | "
                      + " | ".join(cells[a] for a in args.agents) + " |")
     table = "\n".join(lines)
-    print(f"\nmean ± 95% CI over {n_seeds} seeds, {EVAL_EPISODES} greedy evaluation episodes each\n\n{table}")
+    summary = "mean ± 95% CI" if n_seeds >= MIN_SEEDS_FOR_CI else "mean (and each seed's score; too few for a CI)"
+    print(f"\n{summary} over {n_seeds} seeds, {EVAL_EPISODES} greedy evaluation episodes each\n\n{table}")
     (args.out / "results.md").write_text(table + "\n")
 
 

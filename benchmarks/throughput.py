@@ -6,10 +6,13 @@ Single envs come from ``gym.make`` and are stepped with ``action_space.sample()`
 resetting when an episode ends. Vector envs come from ``gym.make_vec`` (``"sync"``:
 ``SyncVectorEnv`` over the single env; ``"native"``: the env's batched
 ``vector_entry_point``), stepped with ``action_space.sample()`` under next-step
-autoreset; their steps/s count sub-env steps. Every figure is the best of ``--repeats``
-runs of ``--steps`` env steps, all measured in this run. Each row's "x CartPole" divides by
-the best of CartPole runs interleaved with that row's runs, so that both saw the same load
-on a shared machine; "native / sync" compares two vector rows whose runs were interleaved too.
+autoreset; their steps/s count sub-env steps. Each env first runs untimed until an episode
+has ended (a vector env: until a sub-env's has, and its autoreset step), so that first-call
+costs such as lazy imports stay out of the figures. Every figure is the best of
+``--repeats`` runs of ``--steps`` env steps, all measured in this run. Each row's
+"x CartPole" divides by the best of CartPole runs interleaved with that row's runs, so that
+both saw the same load on a shared machine; "native / sync" compares two vector rows whose
+runs were interleaved too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import gymnasium as gym
+import numpy as np
 
 import textgym  # noqa: F401
 
@@ -27,7 +32,8 @@ CASES: dict[str, tuple[str, dict]] = {
     "TokenGen-v0 sparse (copy, token_accuracy)": ("TokenGen-v0", {}),
     "TokenGen-v0 dense (copy, token_accuracy)": ("TokenGen-v0", {"reward_mode": "dense"}),
     "TokenGen-v0 sparse (keywords, bleu)": ("TokenGen-v0", {"task": "keywords", "reward": "bleu"}),
-    "TokenGen-v0 dense (keywords, bleu)": ("TokenGen-v0", {"task": "keywords", "reward": "bleu", "reward_mode": "dense"}),
+    "TokenGen-v0 dense (keywords, bleu)": ("TokenGen-v0",
+                                           {"task": "keywords", "reward": "bleu", "reward_mode": "dense"}),
     "TokenEdit-v0 sparse (compress, rougeL)": ("TokenEdit-v0", {}),
     "TokenEdit-v0 dense (compress, rougeL)": ("TokenEdit-v0", {"reward_mode": "dense"}),
     "NERTag-v0 f1 (sparse span F1)": ("NERTag-v0", {"reward_mode": "f1"}),
@@ -46,6 +52,11 @@ def single_steps_per_second(make_env: Callable[[], gym.Env], n_steps: int) -> Ca
     env = make_env()
     env.reset(seed=0)
     env.action_space.seed(0)
+    done = False
+    while not done:  # warm-up episode, untimed
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        done = terminated or truncated
+    env.reset()
 
     def run() -> float:
         start = time.perf_counter()
@@ -63,6 +74,11 @@ def vector_steps_per_second(make_envs: Callable[[], gym.vector.VectorEnv], n_ste
     envs = make_envs()
     envs.reset(seed=0)
     envs.action_space.seed(0)
+    ended = False
+    while not ended:  # warm-up, untimed
+        _, _, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        ended = bool(np.any(terminated | truncated))
+    envs.step(envs.action_space.sample())  # the autoreset step
     n_batches = max(1, n_steps // envs.num_envs)
 
     def run() -> float:
@@ -96,14 +112,15 @@ def main() -> None:
     # rows: (env, how it runs, steps/s, x CartPole, native/sync)
     rows = []
     for label, (env_id, kwargs) in CASES.items():
-        rate, baseline = interleaved_best([single_steps_per_second(lambda: gym.make(env_id, **kwargs), steps),
-                                           cartpole], repeats)
+        single = single_steps_per_second(partial(gym.make, env_id, **kwargs), steps)
+        rate, baseline = interleaved_best([single, cartpole], repeats)
         rows.append((label, "single", rate, rate / baseline, None))
     for label in VECTOR_CASES:
         env_id, kwargs = CASES[label]
         sync, native, baseline = interleaved_best([
-            vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs), steps),
-            vector_steps_per_second(lambda: gym.make_vec(env_id, num_envs=n, **kwargs), steps),
+            vector_steps_per_second(partial(gym.make_vec, env_id, num_envs=n, vectorization_mode="sync", **kwargs),
+                                    steps),
+            vector_steps_per_second(partial(gym.make_vec, env_id, num_envs=n, **kwargs), steps),
             cartpole,
         ], repeats)
         rows.append((label, f"SyncVectorEnv x {n}", sync, sync / baseline, None))

@@ -3,12 +3,37 @@ import os
 # Never wait on a hub lookup: everything textgym does is offline.
 for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_EVALUATE_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(var, "1")
+# One torch (OpenMP) thread in the tests and their subprocesses: the models are tiny, and on
+# a loaded machine more threads make them 5-10x slower (a README block: 14 s with 1 thread,
+# 117 s with 2), and results and timings then do not depend on the machine's core count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from fnmatch import fnmatchcase  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Tests that run a subprocess or train an agent to a score, a few seconds each: marked
+# `slow` here, in one place, so that `pytest -m "not slow"` is the quick loop. Patterns
+# match test ids (path::name[params]).
+SLOW_TESTS = (
+    "tests/test_cli.py::*",
+    "tests/test_examples.py::test_example_runs_quickly*",
+    "tests/test_readme.py::test_every_python_block_runs*",
+    "tests/test_benchmarks.py::test_*_benchmark_*",
+    "tests/test_sb3.py::test_ppo_learns_*",
+    "tests/agents/test_dqn.py::test_beats_random_*",
+    "tests/agents/test_tabular_q.py::test_solves_*",
+    "tests/agents/test_lm_ppo.py::test_warm_started_run_*",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(fnmatchcase(item.nodeid, pattern) for pattern in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""The benchmarks that read real data run end to end on it (skipped when it is absent)."""
+"""The benchmarks run end to end (the one that reads real data is skipped when it is absent),
+and the learning table reports what its seeds can support."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,6 +11,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WNUT_DEV = ROOT.parent / "shared" / "data" / "wnut17" / "dev.conll"
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("scores, cell", [
+    ([0.804, 1.0], "0.902 (seeds: 0.804, 1.000)"),  # no t-interval from 2 seeds: it would be ± 1.245
+    ([0.5], "0.500 (seeds: 0.500)"),
+    ([0.9, 1.0, 0.95], "0.950 ± 0.124"),  # 4.303 * 0.05 / sqrt(3)
+    ([1.0] * 5, "1.000 ± 0.000"),
+])
+def test_learning_cells_give_an_interval_only_from_three_seeds(scores, cell):
+    assert load_benchmark("learning").summarise(scores) == cell
+
+
+def test_throughput_benchmark_prints_a_row_per_env_and_vector_mode():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--steps", "64",
+                             "--repeats", "1", "--num-envs", "4"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "steps/s" not in line]
+    assert len(rows) == 1 + 9 + 2 * 3
+    assert sum("native vector x 4" in row for row in rows) == 3
 
 
 @pytest.mark.skipif(not WNUT_DEV.is_file(), reason="../shared/data/wnut17 is absent")

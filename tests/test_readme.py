@@ -1,8 +1,10 @@
-"""Every Python block of the README runs, in order, as a reader would paste them.
+"""Every Python block of the README runs on its own, as a reader would paste it.
 
-Training budgets are cut to a few hundred steps (``learn(N)`` and ``total_timesteps=N``),
-and the files the "Your own data" block reads are written first. A block whose first
-line is ``# needs: PACKAGE`` is skipped when that package is absent.
+Each block runs in a fresh namespace, so a block that leans on an earlier one's imports
+or variables fails. Training budgets are cut to a few hundred steps (``learn(N)`` and
+``learn(total_timesteps=N)``) and vector envs to 8 sub-envs, and the files the "Your own data" block reads are written
+first. A block whose first line is ``# needs: PACKAGE`` is skipped when that package is
+absent. Tracebacks point at README lines.
 """
 
 import importlib.util
@@ -13,12 +15,16 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+TEXT = README.read_text(encoding="utf-8")
+# (line of the block's first code line, code)
+BLOCKS = [(TEXT.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in re.finditer(r"```python\n(.*?)```", TEXT, re.S)]
 BUDGET = 256
+NUM_ENVS = 8
 
 
 def shrink_budgets(code: str) -> str:
-    return re.sub(r"(\.learn\((?:total_timesteps=)?)[\d_]+", rf"\g<1>{BUDGET}", code)
+    code = re.sub(r"(\.learn\((?:total_timesteps=)?)[\d_]+", rf"\g<1>{BUDGET}", code)
+    return re.sub(r"num_envs=\d+", f"num_envs={NUM_ENVS}", code)
 
 
 def write_data_files(folder: Path) -> None:
@@ -34,19 +40,27 @@ def write_data_files(folder: Path) -> None:
 
 def test_the_readme_has_the_blocks_this_test_expects():
     assert len(BLOCKS) >= 8
-    assert shrink_budgets("agent.learn(total_timesteps=60_000, x)\nm.learn(50_000)") == (
-        f"agent.learn(total_timesteps={BUDGET}, x)\nm.learn({BUDGET})")
+    assert shrink_budgets("agent.learn(total_timesteps=60_000, x)\nm.learn(50_000)\nmake_vec(e, num_envs=256)") == (
+        f"agent.learn(total_timesteps={BUDGET}, x)\nm.learn({BUDGET})\nmake_vec(e, num_envs={NUM_ENVS})")
 
 
-def test_every_python_block_runs(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("line, code", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
+def test_every_block_that_makes_an_env_registers_the_ids(line, code):
+    # textgym stays imported across blocks in this process, so running the block cannot see this
+    if re.search(r"gym\.make(_vec)?\(\"(?!textgym:)", code):
+        assert re.search(r"^import textgym\b", code, re.M), f"README.md line {line}: the block needs `import textgym`"
+
+
+@pytest.mark.parametrize("line, code", BLOCKS, ids=[f"line{line}" for line, _ in BLOCKS])
+def test_every_python_block_runs_on_its_own(tmp_path, monkeypatch, line, code):
+    needs = re.match(r"# needs: (\S+)", code)
+    if needs and importlib.util.find_spec(needs.group(1)) is None:
+        pytest.skip(f"README.md line {line} needs {needs.group(1)}")
     monkeypatch.chdir(tmp_path)
     write_data_files(tmp_path)
-    namespace: dict = {"__name__": "readme"}
-    for number, code in enumerate(BLOCKS, 1):
-        needs = re.match(r"# needs: (\S+)", code)
-        if needs and importlib.util.find_spec(needs.group(1)) is None:
-            continue
-        try:
-            exec(compile(shrink_budgets(code), f"README.md python block {number}", "exec"), namespace)
-        except Exception as err:
-            pytest.fail(f"README python block {number} failed: {type(err).__name__}: {err}\n{code}")
+    # blank lines in front, so that line numbers in a traceback are README lines
+    source = "\n" * (line - 1) + shrink_budgets(code)
+    try:
+        exec(compile(source, str(README), "exec"), {"__name__": "__main__"})
+    except Exception as err:
+        pytest.fail(f"README.md python block at line {line} failed: {type(err).__name__}: {err}\n{code}")
