@@ -183,7 +183,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [""])[0]
+        # torch's first sentence only: the rest advises weights_only=False, which is unsafe here
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
         raise ValueError(f"checkpoint {path} is corrupted or not a checkpoint "
                          f"(torch.load: {type(error).__name__}: {reason})") from error
     if not isinstance(payload, dict) or "sha256" not in payload:

@@ -17,8 +17,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import (SCHEDULES, Agent, Callback, EpisodeTracker, check_bool, check_choice, check_range, legal_mask,
-                         random_legal)
+from agents.base import (
+    SCHEDULES,
+    Agent,
+    Callback,
+    EpisodeTracker,
+    check_bool,
+    check_choice,
+    check_range,
+    legal_mask,
+    random_legal,
+)
 from agents.networks import Q_NETWORK_ENCODERS, TokenQNetwork
 from agents.replay import NStepReturns, ReplayBuffer
 

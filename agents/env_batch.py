@@ -5,23 +5,13 @@ forward passes across envs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import gymnasium as gym
 import numpy as np
 
+from textgym.envs.vector_base import unbatch_info
+
 Transition = tuple[dict, float, bool, bool, dict]
-
-
-def unbatch_info(info: dict, index: int) -> dict:
-    """Env ``index``'s info from a vector env's batched info (``_key`` marks who has ``key``)."""
-    out = {}
-    for key, value in info.items():
-        if key.startswith("_"):
-            continue
-        present = info.get(f"_{key}")
-        if present is not None and not present[index]:
-            continue
-        out[key] = unbatch_info(value, index) if isinstance(value, dict) else value[index]
-    return out
 
 
 class EnvBatch:

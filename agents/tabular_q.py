@@ -18,8 +18,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import (SCHEDULES, Agent, Callback, EpisodeTracker, check_bool, check_choice, check_range, legal_mask,
-                         masked_argmax, random_legal)
+from agents.base import (
+    SCHEDULES,
+    Agent,
+    Callback,
+    EpisodeTracker,
+    check_bool,
+    check_choice,
+    check_range,
+    legal_mask,
+    masked_argmax,
+    random_legal,
+)
 
 
 def observation_key(obs: Any) -> bytes:

@@ -204,5 +204,5 @@ def test_registered_ids_and_render():
     assert env.unwrapped.task.name == "entities"
     env.reset(seed=0)
     env.step(0)
-    assert env.render().endswith("(1/%d tagged)" % len(env.unwrapped.example.tokens))
+    assert env.render().endswith(f"(1/{len(env.unwrapped.example.tokens)} tagged)")
     assert gym.make("NERTag-Entities-v0").unwrapped.window == 1

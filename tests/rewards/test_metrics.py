@@ -5,7 +5,19 @@ import sacrebleu
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textgym.rewards import METRICS, Length, bleu, chrf, exact_match, rouge1, rouge2, rougeL, ter, token_accuracy, token_f1
+from textgym.rewards import (
+    METRICS,
+    Length,
+    bleu,
+    chrf,
+    exact_match,
+    rouge1,
+    rouge2,
+    rougeL,
+    ter,
+    token_accuracy,
+    token_f1,
+)
 
 REFS = ["the cat sat on the mat .", "a cat sat on a mat ."]
 

@@ -19,7 +19,8 @@ from textgym.rewards.metrics import (
 from textgym.rewards.reward import REWARD_MODES, EpisodeReward, EvaluateMetric, Reward, check_reward_mode, make_reward
 
 __all__ = [
-    "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "LMFluency", "LMScorer", "Length", "Metric", "Perplexity", "Reward",
+    "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "LMFluency", "LMScorer", "Length",
+    "Metric", "Perplexity", "Reward",
     "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "rouge1", "rouge2", "rougeL",
     "ter", "token_accuracy", "token_f1",
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from numbers import Integral
 
 from textgym.vocab import word_tokenize
@@ -103,7 +103,7 @@ def ter(prediction: str, references: Sequence[str], source: str = "") -> float:
     return 1.0 - min(value, 1.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rouge_scorer(rouge_type: str):
     from rouge_score.rouge_scorer import RougeScorer
 

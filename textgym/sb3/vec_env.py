@@ -16,6 +16,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from textgym.envs.vector_base import unbatch_info
+
 
 def to_sb3_vec_env(vec_env: VectorEnv) -> GymnasiumVecEnv:
     """Wrap a Gymnasium vector env (next-step autoreset, e.g. ``gym.make_vec("TokenGen-v0",
@@ -25,19 +27,7 @@ def to_sb3_vec_env(vec_env: VectorEnv) -> GymnasiumVecEnv:
 
 def unbatch_infos(infos: dict[str, Any], num_envs: int) -> list[dict[str, Any]]:
     """Gymnasium's batched infos (arrays with ``_key`` masks) as one dict per env."""
-    per_env: list[dict[str, Any]] = [{} for _ in range(num_envs)]
-    for key, values in infos.items():
-        if key.startswith("_"):
-            continue
-        mask = infos.get(f"_{key}", np.ones(num_envs, dtype=bool))
-        if isinstance(values, dict):
-            nested = unbatch_infos(values, num_envs)
-            for i in np.flatnonzero(mask):
-                per_env[i][key] = nested[i]
-        else:
-            for i in np.flatnonzero(mask):
-                per_env[i][key] = values[i].item() if isinstance(values[i], np.generic) else values[i]
-    return per_env
+    return [unbatch_info(infos, i) for i in range(num_envs)]
 
 
 class GymnasiumVecEnv(VecEnv):
