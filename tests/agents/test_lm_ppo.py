@@ -8,7 +8,7 @@ import torch
 import textgym  # noqa: F401
 from agents import LMPPOAgent, evaluate
 from agents.lm import pretrain_mle, tiny_causal_lm
-from agents.lm_ppo import masked_logprobs
+from agents.ppo import masked_logprobs
 from textgym.vocab import WordVocabulary
 
 torch.set_num_threads(1)
@@ -61,7 +61,7 @@ def drifted_agent(**kwargs):
 def exact_and_per_token_kl(agent, batch):
     """KL(pi_L || pi_ref_L) at each step from the full masked distributions, and the agent's
     estimator evaluated at every token (B, T, V), with pi_L's log-probs."""
-    logits, _ = agent._outputs(batch)
+    logits, _ = agent.outputs(batch)
     logprobs = masked_logprobs(logits, batch.legal, batch.valid).detach()
     ref_logprobs = agent.reference_logprobs(batch)
     exact = torch.where(batch.legal, logprobs.exp() * (logprobs - ref_logprobs), 0.0).sum(-1)
@@ -167,8 +167,10 @@ def test_vocab_size_mismatch_is_a_clear_error():
 def test_bad_config_and_env_are_clear_errors():
     with pytest.raises(ValueError, match="unknown advantage 'ppo'; valid: \\['gae', 'self-critical'\\]"):
         small_agent(advantage="ppo")
-    with pytest.raises(ValueError, match="TokenGen-style observation"):
-        LMPPOAgent(gym.make("NERTag-v0"))
+    with pytest.raises(ValueError, match="LM policies run on TokenGen, NERTag and TokenEdit envs, not CartPoleEnv"):
+        LMPPOAgent(gym.make("CartPole-v1"))
+    with pytest.raises(ValueError, match="make the NERTag env with window=None"):
+        LMPPOAgent(gym.make("NERTag-v0", window=2))
 
 
 def test_numpy_numbers_are_taken_and_stored_as_python_numbers(tmp_path):

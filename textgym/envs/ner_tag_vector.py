@@ -18,8 +18,8 @@ class NERTagVectorEnv(TextVectorEnv):
     plus ``num_envs`` and ``max_episode_steps``. Every sentence of the split is prepared
     once into padded tables (words, shapes, gold tags, gold spans by start), so a step is a
     few array operations for all sub-envs. Observations, rewards, flags and infos equal
-    ``SyncVectorEnv``'s over the single env (next-step autoreset). Infos: ``text`` and
-    ``action_mask`` for every sub-env, ``metrics`` for sub-envs whose sentence is done.
+    ``SyncVectorEnv``'s over the single env (next-step autoreset). Infos: ``text``,
+    ``words`` and ``action_mask`` for every sub-env, ``metrics`` for sub-envs whose sentence is done.
     """
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
@@ -81,6 +81,7 @@ class NERTagVectorEnv(TextVectorEnv):
         self._n_pred[rows] = self._n_correct_spans[rows] = self._n_correct_tags[rows] = 0
         self._potential[rows] = 0.0
         self._set_info(infos, "text", rows, [examples[e].prompt for e in self._example[rows]])
+        self._set_info(infos, "words", rows, _tuples([examples[e].tokens for e in self._example[rows]]))
 
     def _step_envs(self, rows, tags, rewards, terminated, truncated, infos) -> None:
         e, position = self._example[rows], self._position[rows]
@@ -121,6 +122,7 @@ class NERTagVectorEnv(TextVectorEnv):
             rewards[rows] = potential - self._potential[rows]
             self._potential[rows] = potential
         self._set_info(infos, "text", rows, [" ".join(self._pieces[i]) for i in rows.tolist()])
+        self._set_info(infos, "words", rows, _tuples([examples[ex].tokens for ex in e.tolist()]))
 
     def _close_entities(self, rows: np.ndarray, end: np.ndarray) -> None:
         """End the open predicted entity of sub-envs ``rows`` (if any) before token ``end``."""
@@ -168,3 +170,11 @@ class NERTagVectorEnv(TextVectorEnv):
 
     def _legal_masks(self) -> np.ndarray:
         return self._legal_tags[self._open_type + 1]
+
+
+def _tuples(values: list[tuple[str, ...]]) -> np.ndarray:
+    """An object array of tuples (``np.array`` would make a 2-D array of equal-length ones)."""
+    array = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        array[i] = value
+    return array

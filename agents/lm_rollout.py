@@ -1,0 +1,129 @@
+"""Batched episode collection for LM policies: one episode per env, all envs in lockstep
+through ``env.step``, over a list of envs or a Gymnasium vector env (native or not)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.base import legal_mask
+from agents.env_batch import EnvBatch
+from agents.ppo import masked_logprobs, narrowed_legal
+from agents.text_views.base import TextView
+
+
+@dataclass
+class Rollout:
+    """A batch of episodes; row b, column t is step t of episode b."""
+
+    readings: list[list[Any]]  # the view's reading of each step's state: what replay re-reads
+    actions: torch.Tensor  # (B, T)
+    legal: torch.Tensor  # (B, T, A) bool: the sampling mask
+    logprobs: torch.Tensor  # (B, T): log-prob of each action under the masked policy when sampled
+    env_rewards: torch.Tensor  # (B, T)
+    valid: torch.Tensor  # (B, T) bool: steps that happened
+    complete: torch.Tensor  # (B,) bool: episodes that ended (not cut by the step budget)
+    infos: list[dict]  # each episode's last info
+    n_steps: int
+
+    def episodes(self, rows: torch.Tensor) -> Rollout:
+        """The episodes ``rows`` (a bool mask), their columns cut to the longest one."""
+        steps = int(self.valid[rows].sum(1).max()) if bool(rows.any()) else 0
+        keep = rows.tolist()
+        return Rollout(
+            readings=[r for r, k in zip(self.readings, keep) if k], actions=self.actions[rows, :steps],
+            legal=self.legal[rows, :steps], logprobs=self.logprobs[rows, :steps], env_rewards=self.env_rewards[rows, :steps],
+            valid=self.valid[rows, :steps], complete=self.complete[rows], infos=[i for i, k in zip(self.infos, keep) if k],
+            n_steps=int(self.valid[rows].sum()))
+
+
+@dataclass
+class Sampler:
+    """How a rollout picks actions: softmax(logits / temperature) over the legal set, which
+    a mask policy (the reference or a lagged copy) may narrow to its top-k / top-p actions."""
+
+    temperature: float = 1.0
+    deterministic: bool = False
+    generator: torch.Generator | None = None
+    mask_policy: Any = None
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def choose(self, logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+        masked = logits.masked_fill(~legal, -torch.inf)
+        if self.deterministic:
+            return masked.argmax(-1)
+        return torch.multinomial(masked.softmax(-1), 1, generator=self.generator).squeeze(-1)
+
+
+@torch.no_grad()
+def collect(envs: EnvBatch, view: TextView, policy: Any, seeds: Sequence[int], sampler: Sampler | None = None,
+            demonstrations: Sequence[Sequence[int]] | None = None, options: Sequence[dict] | None = None,
+            max_steps: int | None = None) -> Rollout:
+    """One episode per env. The policy samples through ``sampler``, or, with
+    ``demonstrations``, each env replays its list of actions instead (a supervised target:
+    the policy is not run, and each forced action counts as legal). The rollout stops after
+    ``max_steps`` env steps, leaving the episodes it cut marked incomplete."""
+    device, n, n_actions = policy.device, envs.n, view.n_actions
+    starts = envs.reset(seeds, options)
+    infos = [info for _, info in starts]
+    readings = [view.read(obs, info) for obs, info in starts]
+    state = mask_state = None
+    if demonstrations is None:
+        sampler = sampler or Sampler()
+        state = view.start(policy, readings)
+        if sampler.mask_policy is not None:
+            mask_state = view.start(sampler.mask_policy, readings)
+    episodes: list[list[Any]] = [[] for _ in range(n)]
+    active, finished = [True] * n, [False] * n
+    actions, legals, rewards, logprobs = [], [], [], []
+    n_steps = 0
+    while any(active) and (max_steps is None or n_steps < max_steps):
+        env_masks = torch.as_tensor(np.stack([legal_mask(info, n_actions) for info in infos]), device=device)
+        if demonstrations is None:
+            logits = view.logits(policy, state, readings) / sampler.temperature
+            mask_logits = None
+            if mask_state is not None:
+                mask_logits = view.logits(sampler.mask_policy, mask_state, readings).to(device)
+            legal = narrowed_legal(env_masks, mask_logits, sampler.top_k, sampler.top_p)
+            action = sampler.choose(logits, legal)
+            everyone = torch.ones_like(action, dtype=torch.bool)
+            step_logprobs = masked_logprobs(logits, legal, everyone).gather(-1, action[:, None]).squeeze(-1)
+        else:
+            t = len(actions)
+            forced = [demo[t] if t < len(demo) else None for demo in demonstrations]
+            active = [on and a is not None for on, a in zip(active, forced)]
+            action = torch.tensor([0 if a is None else a for a in forced], device=device)
+            legal = env_masks.scatter(1, action[:, None], True)
+            step_logprobs = torch.zeros(n, device=device)
+        if max_steps is not None and n_steps + sum(active) > max_steps:  # the budget cuts this step short
+            allowed = max_steps - n_steps
+            active = [on and sum(active[: i + 1]) <= allowed for i, on in enumerate(active)]
+        stepping = torch.tensor(active, device=device)
+        for i, on in enumerate(active):
+            if on:
+                episodes[i].append(readings[i])
+        results = envs.step(action.tolist(), active)
+        step_rewards = torch.zeros(n)
+        for i, result in enumerate(results):
+            if result is not None:
+                obs, step_rewards[i], terminated, truncated, infos[i] = result
+                finished[i] = terminated or truncated
+                active[i] = not finished[i]
+                if active[i]:
+                    readings[i] = view.read(obs, infos[i])
+        n_steps += int(stepping.sum())
+        actions.append(torch.where(stepping, action, 0))
+        legals.append(legal & stepping[:, None])
+        rewards.append(step_rewards)
+        logprobs.append(step_logprobs * stepping)
+    if not actions:
+        raise ValueError("the rollout took no step (max_steps=0?)")
+    valid = torch.stack(legals, 1).any(-1)
+    return Rollout(readings=episodes, actions=torch.stack(actions, 1), legal=torch.stack(legals, 1),
+                   logprobs=torch.stack(logprobs, 1), env_rewards=torch.stack(rewards, 1).to(device), valid=valid,
+                   complete=torch.tensor(finished), infos=infos, n_steps=n_steps)
