@@ -80,6 +80,8 @@ def build_policy(env: Any, model: Any = None, tokenizer: Any = None, separate_va
             if tokenizer is None:
                 raise ValueError("a model object needs its tokenizer too: LMPPOAgent(env, model=model, tokenizer=tokenizer)")
             trunk = model.base_model  # hidden states: an LM head, if any, is not used
+        if getattr(trunk, "pooler", None) is not None:  # BERT's sentence head: unused, so neither trained nor saved
+            trunk.pooler = None
         view = text_view(env, tokenizer, causal=is_causal(trunk))
     heads = view.heads(trunk)
     policy = LMPolicy(trunk, heads, view.feature_size, None if view.needs_lm_head else tokenizer, separate_value_trunk)

@@ -25,7 +25,6 @@ import torch
 import textgym  # noqa: F401
 from agents import LMPPOAgent
 from agents.lm import load_causal_lm, prompt_context, tiny_causal_lm
-from agents.lm_ppo import complete_episodes
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -117,7 +116,7 @@ def main() -> None:
     generate_mem = peak_memory_mb(device)
 
     reset_peak(device)
-    batch = complete_episodes(batch)
+    batch = batch.episodes(batch.complete)
     update_s, _ = timed(lambda: agent.update(batch, agent.prepare(batch)), device, 1)
     update_mem = peak_memory_mb(device)
 

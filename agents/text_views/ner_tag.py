@@ -35,9 +35,6 @@ class NERTagView(TextView):
     so that it too has seen the whole sentence. The env's BIO mask applies as usual."""
 
     def __init__(self, env: gym.Env, tokenizer, causal: bool):
-        spaces = env.observation_space.spaces
-        if "position" not in spaces or "tag_ids" not in spaces:
-            raise ValueError("an LM policy reads whole sentences: make the NERTag env with window=None")
         self.n_actions = int(env.action_space.n)
         self.pieces = WordPieces(tokenizer)
         self.causal = causal
@@ -49,10 +46,15 @@ class NERTagView(TextView):
                               "tags": nn.Linear(self.feature_size, self.n_actions)})
 
     def read(self, obs: dict, info: dict) -> TaggingReading:
-        if info is None or "words" not in info:
-            raise ValueError("NERTag's LM policy reads the sentence from info['words']; pass the info of reset/step")
-        position = int(obs["position"][0])
-        return TaggingReading(tuple(info["words"]), position, int(obs["tag_ids"][position - 1]) if position else 0)
+        if info is None or "words" not in info or "position" not in info:
+            raise ValueError("NERTag's LM policy reads the sentence from info['words'] and info['position']; "
+                             "pass the info of reset/step")
+        position = int(info["position"])
+        if "tag_ids" in obs:
+            previous = int(obs["tag_ids"][position - 1]) if position else 0
+        else:  # window mode
+            previous = int(obs["prev_tag_ids"][0])
+        return TaggingReading(tuple(info["words"]), position, previous)
 
     def _word_states(self, trunk: nn.Module, sentences: Sequence[tuple[str, ...]], device) -> torch.Tensor:
         """(B, W, H): the trunk's hidden state at each word's first piece."""

@@ -20,9 +20,7 @@ from agents.base import load_checkpoint, payload_digest, save_checkpoint
 from envs_registry import ENVS
 
 AGENTS = [RandomAgent, TabularQAgent, DQNAgent, LMPPOAgent]
-# LMPPOAgent's actions are its LM's tokens, so it runs on TokenGen envs only
-AGENT_ENVS = [(agent, env_id) for agent in AGENTS for env_id in sorted(ENVS)
-              if agent is not LMPPOAgent or env_id.startswith("TokenGen")]
+AGENT_ENVS = [(agent, env_id) for agent in AGENTS for env_id in sorted(ENVS)]
 
 
 def greedy_actions(agent, env, n_steps=30, seed=5):

@@ -121,8 +121,9 @@ class NERTagEnv(TextEnv):
 
     ## Information
     ``info["text"]`` is the sentence with tagged tokens written ``token/TAG`` and the rest
-    bare (at reset, the plain sentence), and ``info["words"]`` the sentence's words as a tuple
-    of str, unseen words included (what LM policies read). ``info["action_mask"]`` is an ``int8`` array of
+    bare (at reset, the plain sentence); ``info["words"]`` is the sentence's words as a tuple
+    of str, unseen words included, and ``info["position"]`` the index of the word to tag
+    (what LM policies read, in ``window`` mode too). ``info["action_mask"]`` is an ``int8`` array of
     legal tags (unless ``action_mask=False``). At the end, ``info["metrics"]`` holds span
     ``precision``, ``recall``, ``f1`` and tag ``accuracy``. ``env.unwrapped.example`` is the
     current ``TaggedSentence`` and ``env.unwrapped.predicted_tags`` the tags chosen so far.
@@ -311,7 +312,7 @@ class NERTagEnv(TextEnv):
         options = self._checked_reset(seed, options)
         self._start(example_index(options, len(self.examples), self.np_random))
         self._begin_episode()
-        return self._observation(), self._info(self.example.prompt, words=self.example.tokens)
+        return self._observation(), self._info(self.example.prompt, words=self.example.tokens, position=0)
 
     def _start(self, index: int) -> None:
         self.example: TaggedSentence = self.examples[index]
@@ -350,7 +351,7 @@ class NERTagEnv(TextEnv):
         else:
             potential = metrics["f1"] if done else self._prefix_f1(n)
             reward, self._potential = potential - self._potential, potential
-        info = self._info(" ".join(self._pieces), done, metrics, words=self.example.tokens)
+        info = self._info(" ".join(self._pieces), done, metrics, words=self.example.tokens, position=n)
         return self._observation(), float(reward), done, False, info
 
     def _close_entity(self, end: int) -> None:

@@ -19,7 +19,7 @@ class NERTagVectorEnv(TextVectorEnv):
     once into padded tables (words, shapes, gold tags, gold spans by start), so a step is a
     few array operations for all sub-envs. Observations, rewards, flags and infos equal
     ``SyncVectorEnv``'s over the single env (next-step autoreset). Infos: ``text``,
-    ``words`` and ``action_mask`` for every sub-env, ``metrics`` for sub-envs whose sentence is done.
+    ``words``, ``position`` and ``action_mask`` for every sub-env, ``metrics`` for sub-envs whose sentence is done.
     """
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
@@ -82,6 +82,7 @@ class NERTagVectorEnv(TextVectorEnv):
         self._potential[rows] = 0.0
         self._set_info(infos, "text", rows, [examples[e].prompt for e in self._example[rows]])
         self._set_info(infos, "words", rows, _tuples([examples[e].tokens for e in self._example[rows]]))
+        self._set_info(infos, "position", rows, 0, dtype=np.int64)
 
     def _step_envs(self, rows, tags, rewards, terminated, truncated, infos) -> None:
         e, position = self._example[rows], self._position[rows]
@@ -123,6 +124,7 @@ class NERTagVectorEnv(TextVectorEnv):
             self._potential[rows] = potential
         self._set_info(infos, "text", rows, [" ".join(self._pieces[i]) for i in rows.tolist()])
         self._set_info(infos, "words", rows, _tuples([examples[ex].tokens for ex in e.tolist()]))
+        self._set_info(infos, "position", rows, n, dtype=np.int64)
 
     def _close_entities(self, rows: np.ndarray, end: np.ndarray) -> None:
         """End the open predicted entity of sub-envs ``rows`` (if any) before token ``end``."""
