@@ -188,8 +188,9 @@ def word_piece_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> Any:
     # is spelled out rather than UNK
     characters = [c for c in string.printable if not c.isspace()]
     texts = [*texts, " ".join(f"x{c}" for c in characters)]
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, initial_alphabet=characters, show_progress=False,
-                                                                   special_tokens=list(WORD_PIECE_SPECIALS)))
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, initial_alphabet=characters, show_progress=False,
+                                        special_tokens=list(WORD_PIECE_SPECIALS))
+    tokenizer.train_from_iterator(texts, trainer)
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
