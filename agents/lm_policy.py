@@ -56,9 +56,10 @@ def build_policy(env: Any, model: Any = None, tokenizer: Any = None, separate_va
     ``"smollm2"``) or local transformers directory, or a model object (then give its
     ``tokenizer`` too, except on TokenGen, whose env vocabulary is the model's)."""
     from agents.lm import is_causal, load_causal_lm, load_text_model, tiny_causal_lm, tiny_text_model, word_piece_tokenizer
-    from agents.text_views import TokenGenView, text_view
+    from agents.text_views import TokenGenView, text_view, view_class
 
-    view = text_view(env) if _is_token_gen(env) else None
+    # an env that no view reads fails here, before a tokenizer is trained on its text
+    view = text_view(env) if view_class(env) is TokenGenView else None
     if view is not None:  # TokenGen: the causal LM's own head scores the env's tokens
         if model is None:
             model = tiny_causal_lm(env.unwrapped.vocab)
@@ -80,18 +81,14 @@ def build_policy(env: Any, model: Any = None, tokenizer: Any = None, separate_va
             if tokenizer is None:
                 raise ValueError("a model object needs its tokenizer too: LMPPOAgent(env, model=model, tokenizer=tokenizer)")
             trunk = model.base_model  # hidden states: an LM head, if any, is not used
-        if getattr(trunk, "pooler", None) is not None:  # BERT's sentence head: unused, so neither trained nor saved
+        if getattr(trunk, "pooler", None) is not None:
+            # the views read hidden states, never BERT's pooler: dropping it keeps it out of the
+            # checkpoint, so that load's model from config (pooler or not) matches what was saved
             trunk.pooler = None
         view = text_view(env, tokenizer, causal=is_causal(trunk))
     heads = view.heads(trunk)
     policy = LMPolicy(trunk, heads, view.feature_size, None if view.needs_lm_head else tokenizer, separate_value_trunk)
     return view, policy
-
-
-def _is_token_gen(env: Any) -> bool:
-    from textgym.envs.token_gen import TokenGenEnv
-
-    return isinstance(env.unwrapped, TokenGenEnv)
 
 
 def task_texts(env: Any) -> list[str]:

@@ -12,21 +12,25 @@ from agents.text_views.ner_tag import NERTagView
 from agents.text_views.token_edit import TokenEditView
 from agents.text_views.token_gen import TokenGenView
 
-__all__ = ["NERTagView", "TextView", "TokenEditView", "TokenGenView", "text_view"]
+__all__ = ["NERTagView", "TextView", "TokenEditView", "TokenGenView", "text_view", "view_class"]
 
 
-def text_view(env: gym.Env, tokenizer: Any = None, causal: bool = False) -> TextView:
-    """The view of ``env`` (TokenGen, NERTag or TokenEdit, wrapped or not). NERTag and
-    TokenEdit are read through ``tokenizer``; ``causal`` says whether the model is a decoder."""
+def view_class(env: gym.Env) -> type[TextView]:
+    """The view class of ``env`` (TokenGen, NERTag or TokenEdit, wrapped or not); a
+    ValueError names any other env."""
     from textgym.envs.ner_tag import NERTagEnv
     from textgym.envs.token_edit import TokenEditEnv
     from textgym.envs.token_gen import TokenGenEnv
 
-    unwrapped = env.unwrapped
-    if isinstance(unwrapped, TokenGenEnv):
-        return TokenGenView(env)
-    if isinstance(unwrapped, NERTagEnv):
-        return NERTagView(env, tokenizer, causal)
-    if isinstance(unwrapped, TokenEditEnv):
-        return TokenEditView(env, tokenizer, causal)
-    raise ValueError(f"LM policies run on TokenGen, NERTag and TokenEdit envs, not {type(unwrapped).__name__}")
+    views = {TokenGenEnv: TokenGenView, NERTagEnv: NERTagView, TokenEditEnv: TokenEditView}
+    for env_class, view in views.items():
+        if isinstance(env.unwrapped, env_class):
+            return view
+    raise ValueError(f"LM policies run on TokenGen, NERTag and TokenEdit envs, not {type(env.unwrapped).__name__}")
+
+
+def text_view(env: gym.Env, tokenizer: Any = None, causal: bool = False) -> TextView:
+    """The view of ``env`` (see :func:`view_class`). NERTag and TokenEdit are read through
+    ``tokenizer``; ``causal`` says whether the model is a decoder."""
+    view = view_class(env)
+    return TokenGenView(env) if view is TokenGenView else view(env, tokenizer, causal)

@@ -75,6 +75,13 @@ class WordPieces:
         self.max_length = max_length or (limit if isinstance(limit, int) and limit < 100_000 else 512)
         self._pieces: dict[str, list[int]] = {}
 
+    def fit(self, trunk: nn.Module) -> None:
+        """Cap ``max_length`` at the positions ``trunk`` has learned, so that a longer text is
+        a clear error rather than an index error inside the model."""
+        positions = getattr(trunk.config, "max_position_embeddings", None)
+        if isinstance(positions, int):
+            self.max_length = min(self.max_length, positions)
+
     def ids(self, word: str) -> list[int]:
         pieces = self._pieces.get(word)
         if pieces is None:

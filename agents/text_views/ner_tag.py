@@ -41,6 +41,7 @@ class NERTagView(TextView):
         self.feature_size = 0  # set by heads()
 
     def heads(self, trunk: nn.Module) -> nn.ModuleDict:
+        self.pieces.fit(trunk)
         self.feature_size = trunk.config.hidden_size + TAG_EMBEDDING_SIZE
         return nn.ModuleDict({"previous_tag": nn.Embedding(self.n_actions + 1, TAG_EMBEDDING_SIZE),
                               "tags": nn.Linear(self.feature_size, self.n_actions)})

@@ -59,6 +59,7 @@ class TokenEditView(TextView):
         return word
 
     def heads(self, trunk: nn.Module) -> nn.ModuleDict:
+        self.pieces.fit(trunk)
         hidden_size = self.feature_size = trunk.config.hidden_size
         heads = nn.ModuleDict({"ops": nn.Linear(hidden_size, self.n_fixed)})
         if self.candidate_pieces:

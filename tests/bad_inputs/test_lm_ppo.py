@@ -14,7 +14,8 @@ import torch
 
 import textgym  # noqa: F401
 from agents import LMPPOAgent
-from agents.lm import pretrain_mle, tiny_causal_lm
+from agents.lm import pretrain_mle, tiny_causal_lm, tiny_text_model, word_piece_tokenizer
+from agents.lm_policy import task_texts
 from agents.lm_ppo import LMPPOConfig
 from textgym.vocab import WordVocabulary
 
@@ -43,7 +44,7 @@ def broken_checkpoint(damage) -> Path:
 
 
 def flip_a_weight_byte(path: Path) -> None:
-    weights = path / "policy.safetensors"
+    weights = path / "trunk.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # the last byte is inside the tensor data, past the header
     weights.write_bytes(bytes(data))
@@ -61,6 +62,45 @@ def edit_meta(**changes):
 
 def load(path, env_id="TokenGen-v0"):
     return LMPPOAgent.load(path, env=gym.make(env_id))
+
+
+SMALL_TASKS = {"NERTag-v0": {"task_kwargs": {"n_train": 20}}, "TokenEdit-v0": {"task_kwargs": {"n_train": 20}}}
+
+
+def text_env(env_id: str = "NERTag-v0", **kwargs) -> gym.Env:
+    return gym.make(env_id, **{**SMALL_TASKS[env_id], **kwargs})
+
+
+def text_model(env: gym.Env, **kwargs):
+    """A tiny BERT over a word-piece tokenizer of the env's task, and that tokenizer."""
+    tokenizer = word_piece_tokenizer(task_texts(env))
+    return tiny_text_model(tokenizer, **{"n_layer": 1, "hidden_size": 16, **kwargs}), tokenizer
+
+
+def text_agent(env_id: str = "NERTag-v0", model_kwargs: dict | None = None, **kwargs) -> LMPPOAgent:
+    env = text_env(env_id)
+    model, tokenizer = text_model(env, **(model_kwargs or {}))
+    return LMPPOAgent(env, model=model, tokenizer=tokenizer, num_envs=2, **kwargs)
+
+
+@functools.cache
+def saved_text_checkpoint() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="textgym-lmppo-bad-")) / "agent"
+    text_agent().save(path)
+    return path
+
+
+def act_without_info():
+    env = text_env()
+    obs, _ = env.reset(seed=0)
+    text_agent().act(obs)
+
+
+def no_replayable_target():
+    """Compress mode only deletes, and no reference is a subsequence of its source."""
+    env = gym.make("TokenEdit-v0", mode="compress", task=[{"source": "a b", "references": ["c d"]}])
+    model, tokenizer = text_model(env)
+    LMPPOAgent(env, model=model, tokenizer=tokenizer, num_envs=1).warm_start()
 
 
 def mle(**kwargs):
@@ -114,8 +154,32 @@ BAD_INPUTS = [
       for name, value, message in choice_cases],
     pytest.param(lambda: agent(n_envs=4), ValueError, r"unknown hyperparameters \['n_envs'\] .*'num_envs'",
                  id="old-name-n_envs"),
-    pytest.param(lambda: LMPPOAgent(gym.make("NERTag-v0")), ValueError, r"needs a TokenGen-style observation",
-                 id="env-not-token-gen"),
+    pytest.param(lambda: LMPPOAgent(gym.make("CartPole-v1")), ValueError,
+                 r"LM policies run on TokenGen, NERTag and TokenEdit envs, not CartPoleEnv", id="env-without-a-view"),
+    pytest.param(lambda: LMPPOAgent(text_env(window=2)), ValueError,
+                 r"an LM policy reads whole sentences: make the NERTag env with window=None", id="nertag-window"),
+    pytest.param(lambda: text_agent(ref_model=tiny_causal_lm(WordVocabulary.build(["x y z"]), n_layer=1, n_embd=16,
+                                                              n_head=2)),
+                 ValueError, r"ref_model= is for TokenGen's causal LMs", id="ref_model-on-nertag"),
+    *[pytest.param(lambda env_id=env_id: LMPPOAgent(text_env(env_id), model=text_model(text_env(env_id))[0]), ValueError,
+                   r"a model object needs its tokenizer too: LMPPOAgent\(env, model=model, tokenizer=tokenizer\)",
+                   id=f"model-without-tokenizer-{env_id}") for env_id in SMALL_TASKS],
+    *[pytest.param(lambda env_id=env_id: text_agent(env_id, model_kwargs={"max_positions": 6}).rollout([0, 1]),
+                   ValueError, r"a text of \d+ model tokens is longer than the model's 6", id=f"text-too-long-{env_id}")
+      for env_id in SMALL_TASKS],
+    pytest.param(act_without_info, ValueError, r"NERTag's LM policy reads the sentence from info\['words'\]",
+                 id="nertag-act-without-info"),
+    *[pytest.param(lambda kwargs=kwargs: text_agent().warm_start(**kwargs), error, message, id=f"warm_start-{kwargs}")
+      for kwargs, error, message in [
+          ({"epochs": 0}, ValueError, r"epochs must be a positive int, got 0"),
+          ({"epochs": True}, TypeError, r"epochs must be a positive int, got True"),
+          ({"batch_size": 0}, ValueError, r"batch_size must be a positive int, got 0"),
+          ({"learning_rate": 0}, ValueError, r"learning_rate must be a finite number > 0, got 0"),
+          ({"head_learning_rate": -1.0}, ValueError, r"head_learning_rate must be a finite number > 0, got -1.0")]],
+    pytest.param(no_replayable_target, ValueError, r"the env's task has no supervised targets this env can replay",
+                 id="warm_start-nothing-to-replay"),
+    pytest.param(lambda: LMPPOAgent.load(saved_text_checkpoint(), env=text_env("TokenEdit-v0")), ValueError,
+                 r"was trained on different spaces", id="load-nertag-into-token-edit"),
     pytest.param(lambda: LMPPOAgent(gym.make("TokenGen-v0"),
                                     model=tiny_causal_lm(WordVocabulary.build(["x y z"]), n_layer=1, n_embd=16,
                                                          n_head=2)),
@@ -139,7 +203,7 @@ BAD_INPUTS = [
     pytest.param(lambda: load(saved_checkpoint(), "TokenGen-Keywords-v0"), ValueError,
                  r"was trained on different spaces", id="load-other-spaces"),
     pytest.param(lambda: load(broken_checkpoint(flip_a_weight_byte)), ValueError,
-                 r"checkpoint .*agent is corrupted \(digest mismatch in policy.safetensors\)", id="load-flipped-byte"),
+                 r"checkpoint .*agent is corrupted \(digest mismatch in trunk.safetensors\)", id="load-flipped-byte"),
     pytest.param(lambda: load(broken_checkpoint(lambda p: (p / "value_head.safetensors").unlink())),
                  FileNotFoundError, r"checkpoint .*agent is incomplete: value_head.safetensors is missing",
                  id="load-missing-weights"),
