@@ -34,7 +34,7 @@ AGENT_DESCRIPTIONS = {
     "tabular-q": "textgym TabularQAgent: Q-learning with a table keyed by the observation",
     "dqn": "textgym DQNAgent: token-embedding Q-network, replay, target network, double DQN",
     "lm-ppo": "textgym LMPPOAgent: PPO on a transformers policy, all envs: supervised warm start, then PPO "
-              "(\"model\": \"minilm\", \"smollm2\" or a local dir; default a tiny offline model)",
+              "(models: train --help)",
     "sb3-ppo": "Stable-Baselines3 PPO with textgym.sb3 token features",
     "sb3-dqn": "Stable-Baselines3 DQN with textgym.sb3 token features",
     "maskable-ppo": "sb3-contrib MaskablePPO (reads action_masks()) with token features",
