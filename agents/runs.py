@@ -4,9 +4,10 @@ writes a reproducible run folder, and loading a run folder back without running 
 A run folder holds ``config.json`` (env id, env and agent kwargs, seed, steps, torch
 threads), ``metrics.csv`` (one row per training episode), ``eval.csv`` (one row per
 periodic evaluation; for lm-ppo, step 0 is the evaluation after its warm start),
-``warm_start.csv`` (lm-ppo: one row per warm-start epoch), ``curve.png`` and the checkpoint: ``checkpoint.pt`` (tabular-q, dqn,
-random), ``checkpoint/`` (lm-ppo) or ``checkpoint.safetensors`` (the SB3 agents: policy
-weights only; the model is rebuilt from ``config.json``).
+``warm_start.csv`` (lm-ppo: one row per warm-start epoch), ``curve.png`` and the
+checkpoint: ``checkpoint.pt`` (tabular-q, dqn, random), ``checkpoint/`` (lm-ppo) or
+``checkpoint.safetensors`` (the SB3 agents: policy weights only; the model is rebuilt
+from ``config.json``).
 
 Run folders are shared, so loading one never unpickles. SB3's own ``.zip`` archive
 cloudpickles part of its ``data`` entry, and ``load`` would run whatever code that holds;
