@@ -3,9 +3,11 @@ writes a reproducible run folder, and loading a run folder back without running 
 
 A run folder holds ``config.json`` (env id, env and agent kwargs, seed, steps, torch
 threads), ``metrics.csv`` (one row per training episode), ``eval.csv`` (one row per
-periodic evaluation), ``curve.png`` and the checkpoint: ``checkpoint.pt`` (tabular-q, dqn,
-random), ``checkpoint/`` (lm-ppo) or ``checkpoint.safetensors`` (the SB3 agents: policy
-weights only; the model is rebuilt from ``config.json``).
+periodic evaluation; for lm-ppo, step 0 is the evaluation after its warm start),
+``warm_start.csv`` (lm-ppo: one row per warm-start epoch), ``curve.png`` and the
+checkpoint: ``checkpoint.pt`` (tabular-q, dqn, random), ``checkpoint/`` (lm-ppo) or
+``checkpoint.safetensors`` (the SB3 agents: policy weights only; the model is rebuilt
+from ``config.json``).
 
 Run folders are shared, so loading one never unpickles. SB3's own ``.zip`` archive
 cloudpickles part of its ``data`` entry, and ``load`` would run whatever code that holds;
@@ -32,15 +34,21 @@ AGENT_DESCRIPTIONS = {
     "random": "uniformly random legal actions (the baseline)",
     "tabular-q": "textgym TabularQAgent: Q-learning with a table keyed by the observation",
     "dqn": "textgym DQNAgent: token-embedding Q-network, replay, target network, double DQN",
-    "lm-ppo": "textgym LMPPOAgent: PPO on a causal LM, MLE warm start (TokenGen envs only)",
+    "lm-ppo": "textgym LMPPOAgent: PPO on a transformers policy, all envs: supervised warm start, then PPO "
+              "(models: train --help)",
     "sb3-ppo": "Stable-Baselines3 PPO with textgym.sb3 token features",
     "sb3-dqn": "Stable-Baselines3 DQN with textgym.sb3 token features",
     "maskable-ppo": "sb3-contrib MaskablePPO (reads action_masks()) with token features",
 }
-MLE_EPOCHS = 4  # lm-ppo's default warm start; ``--agent-kwargs '{"mle_epochs": 0}'`` skips it
+# lm-ppo's --agent-kwargs besides LMPPOConfig's fields: the model, and its warm start's arguments
+LM_PPO_OPTIONS = ("model", "warm_start_epochs", "warm_start_batch_size", "warm_start_learning_rate",
+                  "warm_start_head_learning_rate")
+MLE_EPOCHS = 4  # lm-ppo's default warm start on TokenGen, where the LM learns to write the task from scratch
+WARM_START_EPOCHS = 2  # and on NERTag and TokenEdit; ``{"warm_start_epochs": 0}`` skips it (PPO only)
+TINY_MODEL_LEARNING_RATE = 1e-3  # warm start of the offline tiny model (random init); a pretrained one keeps 5e-5
 CONFIG_FIELDS = {"env": str, "env_kwargs": dict, "agent": str, "agent_kwargs": dict, "seed": int}  # what eval reads
 _JSON_KINDS = {str: "string", dict: "object", int: "integer"}
-RUN_FILES = ("config.json", "metrics.csv", "eval.csv", "curve.png", "checkpoint.pt", "checkpoint",
+RUN_FILES = ("config.json", "metrics.csv", "eval.csv", "warm_start.csv", "curve.png", "checkpoint.pt", "checkpoint",
              "checkpoint.safetensors", "checkpoint.zip")
 SB3_ARCHIVE = "checkpoint.zip"  # what SB3's ``model.save`` writes; read only with trust_checkpoint
 
@@ -92,14 +100,18 @@ class PeriodicEvaluation:
     def __call__(self, step: int, policy: Any) -> None:
         if step < self.next_step:
             return
+        self.next_step = (step // self.every + 1) * self.every
+        self.run(step, policy, f"eval at {step:,} steps")
+
+    def run(self, step: int, policy: Any, title: str) -> None:
+        """Evaluate now: a row of ``eval.csv`` and a line above the progress bar."""
         from tqdm.auto import tqdm
 
         from agents import evaluate
 
-        self.next_step = (step // self.every + 1) * self.every
         scores = evaluate(policy, self.env, self.n_episodes, seed=self.seed)
         self.log.add({"step": step, **scores})
-        tqdm.write(f"eval at {step:,} steps: {format_scores(scores)}")
+        tqdm.write(f"{title}: {format_scores(scores)}")
 
 
 def format_scores(scores: dict[str, float]) -> str:
@@ -131,16 +143,10 @@ def make_env(env_id: Any, env_kwargs: Any = None, render_mode: str | None = None
         raise ValueError(f"bad {source} for {env_id}: {err}") from None
 
 
-def check_agent(agent: Any, env: gym.Env | None = None) -> None:
-    """A ``ValueError`` naming the valid agents, or why ``agent`` cannot run on ``env``."""
+def check_agent(agent: Any) -> None:
+    """A ``ValueError`` naming the valid agents (every agent runs on every textgym env)."""
     if not isinstance(agent, str) or agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
-    if agent == "lm-ppo" and env is not None:
-        from textgym.envs import TokenGenEnv
-
-        if not isinstance(env.unwrapped, TokenGenEnv):
-            raise ValueError(f"lm-ppo currently needs a TokenGen env (its LM writes tokens); "
-                             f"{env.spec.id} is a {type(env.unwrapped).__name__}")
 
 
 def _sb3_class(name: str) -> type:
@@ -167,16 +173,78 @@ def build_sb3_model(agent: str, env: gym.Env, seed: int, agent_kwargs: dict, sou
 
 
 def build_textgym_agent(agent: str, env: gym.Env, seed: int, agent_kwargs: dict, log_path: Path | None,
-                        progress_bar: bool, source: str = "agent_kwargs") -> Any:
+                        source: str = "agent_kwargs") -> tuple[Any, dict | None]:
+    """The agent, and for lm-ppo the arguments of its ``warm_start`` (None: no warm start)."""
     import agents
 
-    kwargs = dict(agent_kwargs)
+    kwargs, warm_start = dict(agent_kwargs), None
     try:
         if agent == "lm-ppo":
-            kwargs["model"] = warm_started_lm(env, kwargs.pop("mle_epochs", MLE_EPOCHS), seed, progress_bar)
-        return getattr(agents, TEXTGYM_AGENTS[agent])(env, seed=seed, log_path=log_path, **kwargs)
-    except (TypeError, ValueError) as err:
+            kwargs, warm_start = lm_ppo_kwargs(env, kwargs)
+        return getattr(agents, TEXTGYM_AGENTS[agent])(env, seed=seed, log_path=log_path, **kwargs), warm_start
+    except (TypeError, ValueError, ImportError) as err:  # ImportError: a model shortcut's package is not installed
         raise ValueError(f"bad {source} {json.dumps(agent_kwargs)} for {agent}: {err}") from None
+
+
+def lm_ppo_kwargs(env: gym.Env, agent_kwargs: dict) -> tuple[dict, dict | None]:
+    """lm-ppo's agent kwargs split into ``LMPPOAgent``'s (``model`` and the LMPPOConfig fields)
+    and its warm start's (``LMPPOAgent.warm_start``'s arguments; None for ``warm_start_epochs``
+    0). ``mle_epochs`` is the old name of ``warm_start_epochs``."""
+    import dataclasses
+
+    from agents import LMPPOAgent
+    from agents.base import check_range
+    from agents.lm import MINILM_NAMES, SMOLLM2_NAMES
+    from textgym.envs import TokenGenEnv
+
+    kwargs = dict(agent_kwargs)
+    if "mle_epochs" in kwargs:
+        if "warm_start_epochs" in kwargs:
+            raise ValueError("mle_epochs is the old name of warm_start_epochs: give one of them")
+        kwargs["warm_start_epochs"] = kwargs.pop("mle_epochs")
+    valid = [*LM_PPO_OPTIONS, *(field.name for field in dataclasses.fields(LMPPOAgent.Config))]
+    unknown = [key for key in kwargs if key not in valid]
+    if unknown:
+        raise ValueError(f"unknown key {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
+    model, token_gen = kwargs.get("model"), isinstance(env.unwrapped, TokenGenEnv)
+    if model is not None:
+        shortcuts = (*MINILM_NAMES, *SMOLLM2_NAMES)
+        if not isinstance(model, str) or not (model in shortcuts or Path(model).is_dir()):
+            raise ValueError(f"model must be null (a tiny model, offline), {', '.join(map(repr, shortcuts))} or a "
+                             f"local transformers directory, got {model!r}")
+        if token_gen and model in shortcuts:
+            raise ValueError(f"model {model!r} on TokenGen: its actions are the env vocabulary's tokens, so a pretrained "
+                             "LM needs the env made with the LM's tokenizer as vocab, which textgym train does not do; "
+                             "give model null (a tiny GPT-2 over the env's vocabulary), or use the Python API "
+                             "(agents.lm.load_causal_lm, then the env with vocab=...)")
+    epochs = kwargs.pop("warm_start_epochs", MLE_EPOCHS if token_gen else WARM_START_EPOCHS)
+    warm_start = {"epochs": check_range("warm_start_epochs", epochs, 0, integer=True)}
+    for name, low in (("batch_size", 1), ("learning_rate", 0), ("head_learning_rate", 0)):
+        if f"warm_start_{name}" in kwargs:
+            value = kwargs.pop(f"warm_start_{name}")
+            warm_start[name] = check_range(f"warm_start_{name}", value, low, integer=name == "batch_size",
+                                           low_open=low == 0)
+    if model is None:
+        warm_start.setdefault("learning_rate", TINY_MODEL_LEARNING_RATE)
+    return kwargs, warm_start if warm_start["epochs"] else None
+
+
+def run_warm_start(policy: Any, settings: dict, out: Path, evaluation: PeriodicEvaluation | None,
+                   progress_bar: bool) -> None:
+    """lm-ppo's supervised phase: ``warm_start``, each epoch's loss to ``warm_start.csv``,
+    then (with periodic evaluation) an evaluation, step 0 of ``eval.csv``."""
+    from tqdm.auto import tqdm
+
+    from agents import EpisodeLog
+
+    policy.warm_start(**settings, progress_bar=progress_bar)
+    log = EpisodeLog(out / "warm_start.csv")
+    for record in policy.warm_start_log.records:
+        log.add(record)
+    losses = " -> ".join(f"{record['loss']:.3f}" for record in log.records)
+    tqdm.write(f"warm start: {settings['epochs']} epoch{'s' * (settings['epochs'] > 1)}, loss per step {losses}")
+    if evaluation is not None:
+        evaluation.run(0, policy, "eval after warm start")
 
 
 def sb3_steps(model: Any, steps: int) -> int:
@@ -210,7 +278,8 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
           eval_every: int = 0, eval_episodes: int = 20, progress_bar: bool = True, overwrite: bool = False) -> Any:
     """Train ``agent`` on ``env_id`` and write the run folder ``out``; returns the trained
     policy (anything with ``act(obs, info)``). ``eval_every=0`` skips periodic evaluation.
-    ``out`` must be new or empty; ``overwrite=True`` replaces the run already in it."""
+    ``out`` must be new or empty; ``overwrite=True`` replaces the run already in it. lm-ppo
+    warm-starts first (see ``lm_ppo_kwargs``); ``steps=0`` then runs the warm start alone."""
     import torch
 
     from agents.base import EpisodeLog, EpisodeTracker
@@ -218,10 +287,11 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be an int >= 0 (0: no periodic evaluation), got {eval_every!r}")
     check_agent(agent)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < (0 if agent == "lm-ppo" else 1):
+        raise ValueError(f"steps must be an int >= 1 (lm-ppo: >= 0, 0 for its warm start alone), got {steps!r}")
     out = Path(out)
     check_run_folder(out, overwrite)
     env = make_env(env_id, env_kwargs, source="--env-kwargs")
-    check_agent(agent, env)
     if not isinstance(agent_kwargs, dict):
         raise ValueError(f"--agent-kwargs must be a JSON object, got {agent_kwargs!r}")
     evaluation = None
@@ -229,9 +299,12 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
         evaluation = PeriodicEvaluation(make_env(env_id, env_kwargs), eval_every, eval_episodes, seed + 10_000,
                                         out / "eval.csv")
 
+    warm_start = None
     if agent in TEXTGYM_AGENTS:
-        policy = build_textgym_agent(agent, env, seed, agent_kwargs, out / "metrics.csv", progress_bar,
-                                     source="--agent-kwargs")
+        policy, warm_start = build_textgym_agent(agent, env, seed, agent_kwargs, out / "metrics.csv",
+                                                 source="--agent-kwargs")
+        if not steps and warm_start is None:
+            raise ValueError("steps 0 runs lm-ppo's warm start alone, and warm_start_epochs is 0: nothing to train")
     else:
         tracked = TrackedEnv(env)
         policy = SB3Agent(build_sb3_model(agent, tracked, seed, agent_kwargs, source="--agent-kwargs"),
@@ -249,8 +322,11 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
     _write_json(out / "config.json", config)
 
     if agent in TEXTGYM_AGENTS:
-        callback = None if evaluation is None else lambda learner, record: evaluation(record["step"], learner)
-        policy.learn(steps, progress_bar=progress_bar, callback=callback)
+        if warm_start is not None:
+            run_warm_start(policy, warm_start, out, evaluation, progress_bar)
+        if steps:
+            callback = None if evaluation is None else lambda learner, record: evaluation(record["step"], learner)
+            policy.learn(steps, progress_bar=progress_bar, callback=callback)
         policy.save(checkpoint_path(out, agent))
     else:
         from safetensors.torch import save_model
@@ -262,20 +338,6 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
         save_model(policy.model.policy, str(checkpoint_path(out, agent)))
     plot_curve(out / "metrics.csv", out / "curve.png", out / "eval.csv", title=f"{agent} on {env_id}")
     return policy
-
-
-def warm_started_lm(env: gym.Env, mle_epochs: int, seed: int, progress_bar: bool) -> Any:
-    """lm-ppo's policy: a tiny GPT-2 sized to the env vocabulary, trained by MLE on the task."""
-    import torch
-
-    from agents.lm import pretrain_mle, tiny_causal_lm
-
-    torch.manual_seed(seed)
-    model = tiny_causal_lm(env.unwrapped.vocab)
-    if mle_epochs:
-        pretrain_mle(model, env.unwrapped.task, env.unwrapped.vocab, epochs=mle_epochs, seed=seed,
-                     progress_bar=progress_bar)
-    return model
 
 
 def checkpoint_path(out: Path, agent: str) -> Path:
@@ -321,7 +383,6 @@ def load_run(run: Path, trust_checkpoint: bool = False) -> tuple[Any, gym.Env, d
     source = f"env_kwargs in {folder / 'config.json'}"
     env = make_env(config["env"], config["env_kwargs"], render_mode="ansi", source=source)
     agent = config["agent"]
-    check_agent(agent, env)
     if agent in SB3_AGENTS:
         return SB3Agent(_load_sb3(folder, config, env, trust_checkpoint), masked=agent == "maskable-ppo"), env, config
     path = checkpoint_path(folder, agent)

