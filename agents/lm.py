@@ -122,6 +122,9 @@ def model_dir(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | No
         return smollm2_dir(cache_dir)
     if str(name_or_path) in MINILM_NAMES:
         return minilm_dir()
+    if not Path(name_or_path).is_dir() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(f"no model directory at {name_or_path!r}; give a local transformers directory or "
+                                f"a shortcut: {', '.join(SMOLLM2_NAMES[:1] + MINILM_NAMES[:1])} (offline, the hub is off)")
     return name_or_path
 
 

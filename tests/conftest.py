@@ -27,6 +27,9 @@ SLOW_TESTS = (
     "tests/agents/test_dqn.py::test_beats_random_*",
     "tests/agents/test_tabular_q.py::test_solves_*",
     "tests/agents/test_lm_ppo.py::test_warm_started_run_*",
+    "tests/agents/test_lm_policies.py::test_warm_start*",
+    "tests/agents/test_lm_policies.py::test_warm_started_*",
+    "tests/agents/test_lm_policies.py::test_ppo_alone_*",
 )
 
 

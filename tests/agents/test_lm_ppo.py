@@ -138,7 +138,7 @@ def test_act_cache_follows_the_observation():
     obs, info = env.reset(seed=0)
     for _ in range(3):  # each step extends the cached tokens; then an unrelated observation
         for state in [(obs, info), (other_obs, other_info), (obs, info)]:
-            fresh._act_cache = None
+            fresh._act_states.clear()
             assert agent.act(*state) == fresh.act(*state)
         obs, _, _, _, info = env.step(agent.act(obs, info))
 
