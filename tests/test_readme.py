@@ -4,7 +4,8 @@ Each block runs in a fresh namespace, so a block that leans on an earlier one's 
 or variables fails. Training budgets are cut to a few hundred steps (``learn(N)`` and
 ``learn(total_timesteps=N)``) and vector envs to 8 sub-envs, and the files the "Your own data" block reads are written
 first. A block whose first line is ``# needs: PACKAGE`` is skipped when that package is
-absent. Tracebacks point at README lines.
+absent, and one with a ``# real data:`` line (minutes on a real dataset, run by a benchmark's
+quick mode instead) is skipped. Tracebacks point at README lines.
 """
 
 import importlib.util
@@ -56,6 +57,8 @@ def test_every_python_block_runs_on_its_own(tmp_path, monkeypatch, line, code):
     needs = re.match(r"# needs: (\S+)", code)
     if needs and importlib.util.find_spec(needs.group(1)) is None:
         pytest.skip(f"README.md line {line} needs {needs.group(1)}")
+    if re.search(r"^# real data:", code, re.M):
+        pytest.skip(f"README.md line {line} trains on a real dataset for minutes")
     monkeypatch.chdir(tmp_path)
     write_data_files(tmp_path)
     # blank lines in front, so that line numbers in a traceback are README lines

@@ -156,8 +156,6 @@ BAD_INPUTS = [
                  id="old-name-n_envs"),
     pytest.param(lambda: LMPPOAgent(gym.make("CartPole-v1")), ValueError,
                  r"LM policies run on TokenGen, NERTag and TokenEdit envs, not CartPoleEnv", id="env-without-a-view"),
-    pytest.param(lambda: LMPPOAgent(text_env(window=2)), ValueError,
-                 r"an LM policy reads whole sentences: make the NERTag env with window=None", id="nertag-window"),
     pytest.param(lambda: text_agent(ref_model=tiny_causal_lm(WordVocabulary.build(["x y z"]), n_layer=1, n_embd=16,
                                                               n_head=2)),
                  ValueError, r"ref_model= is for TokenGen's causal LMs", id="ref_model-on-nertag"),
