@@ -191,13 +191,14 @@ def run_lm(task: dict, seed: int, args: argparse.Namespace, warm: Row, tuned: Ro
     gold_steps = args.warm_epochs * sum(len(example.tags) for example in env.unwrapped.examples)
     start = time.perf_counter()
     agent.warm_start(epochs=args.warm_epochs, batch_size=16, learning_rate=1e-4, head_learning_rate=1e-3)
-    warm.add(ner_report(*lm_dev_tags(agent, dev)), time.perf_counter() - start, gold_steps)
-    print(f"  seed {seed}: warm start {warm.seconds[-1]:.0f}s, dev micro F1 {warm.reports[-1]['micro']['f1']:.3f}",
-          flush=True)
+    seconds = time.perf_counter() - start
+    warm.add(ner_report(*lm_dev_tags(agent, dev)), seconds, gold_steps)
+    print(f"  seed {seed}: warm start {seconds:.0f}s, dev micro F1 {warm.reports[-1]['micro']['f1']:.3f}", flush=True)
     start = time.perf_counter()
     agent.learn(args.ppo_steps)
-    tuned.add(ner_report(*lm_dev_tags(agent, dev)), time.perf_counter() - start, args.ppo_steps)
-    print(f"  seed {seed}: PPO {tuned.seconds[-1]:.0f}s, dev micro F1 {tuned.reports[-1]['micro']['f1']:.3f}", flush=True)
+    seconds = time.perf_counter() - start
+    tuned.add(ner_report(*lm_dev_tags(agent, dev)), seconds, agent.num_timesteps)
+    print(f"  seed {seed}: PPO {seconds:.0f}s, dev micro F1 {tuned.reports[-1]['micro']['f1']:.3f}", flush=True)
     return speed_figure(agent, args.speed_rollouts) if seed == args.seeds[0] else None
 
 
