@@ -48,3 +48,22 @@ def test_ner_conll_benchmark_scores_a_conll_file():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(1009 sentences)" in result.stdout
     assert "| person" in result.stdout and "| micro" in result.stdout
+
+
+@pytest.mark.skipif(not WNUT_DEV.is_file(), reason="../shared/data/wnut17 is absent")
+def test_wnut17_lm_benchmark_quick_mode_writes_its_table(tmp_path):
+    out = tmp_path / "wnut17_lm.md"
+    # PYTHONPATH: the benchmark imports this checkout's textgym and agents, not an installed copy
+    env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "wnut17_lm.py"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert "(20 sentences; trained on 40 train sentences)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:5]] == ["| all-O", "| MaskablePPO, word ids (2,048 steps)",
+                                                          "| tiny offline BERT: warm start (1 epoch on the gold tags)",
+                                                          "| tiny offline BERT: warm start + PPO (200 steps, f1_delta, lr 1e-05, kl_coef 0.1)"]
+    assert rows[1].startswith("| all-O | 0.000 (n=1) |")
+    assert "*0.419*" in text and "*0.474*" in text and "test-set" in text
+    assert "| sentence re-encoded every step |" in text and "| ratio |" in text
