@@ -80,6 +80,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ppo-steps", type=int, default=200 if QUICK else 30_000, help="LM PPO env steps after the warm start")
     parser.add_argument("--ppo-lr", type=float, default=1e-5)
     parser.add_argument("--kl-coef", type=float, default=0.1)
+    parser.add_argument("--ppo-sentences", choices=("all", "with-entities"), default="all",
+                        help="PPO's train sentences: all, or only those with a gold entity (a sentence without one "
+                             "scores F1 1 or 0, a cliff that rewards predicting nothing)")
     parser.add_argument("--speed-rollouts", type=int, default=1 if QUICK else 3, help="timed rollouts per view")
     args = parser.parse_args()
     if args.model == "tiny":
@@ -186,8 +189,14 @@ def run_lm(task: dict, seed: int, args: argparse.Namespace, warm: Row, tuned: Ro
     env = gym.make("NERTag-v0", task=task, window=None)
     dev = gym.make("NERTag-v0", task=task, split="test", window=None)
     torch.manual_seed(seed)
-    agent = LMPPOAgent(env, model=args.model, num_envs=NUM_ENVS, seed=seed, learning_rate=args.ppo_lr, kl_coef=args.kl_coef,
-                       n_epochs=2)
+    envs = None
+    if args.ppo_sentences == "with-entities":
+        unwrapped = env.unwrapped
+        rows = [{"tokens": list(e.tokens), "tags": list(e.tags)} for e in unwrapped.examples if set(e.tags) != {"O"}]
+        envs = [gym.make("NERTag-v0", task=rows, vocab=unwrapped.vocab, tags=unwrapped.tags, window=None)
+                for _ in range(NUM_ENVS)]
+    agent = LMPPOAgent(env, model=args.model, envs=envs, num_envs=NUM_ENVS, seed=seed, learning_rate=args.ppo_lr,
+                       kl_coef=args.kl_coef, n_epochs=2)
     gold_steps = args.warm_epochs * sum(len(example.tags) for example in env.unwrapped.examples)
     start = time.perf_counter()
     agent.warm_start(epochs=args.warm_epochs, batch_size=16, learning_rate=1e-4, head_learning_rate=1e-3)
@@ -230,7 +239,7 @@ def main() -> int:
     rows = [Row("all-O"), Row(f"MaskablePPO, word ids ({args.sb3_steps:,} steps)"),
             Row(f"{model_name}: warm start ({args.warm_epochs} epoch{'s' * (args.warm_epochs != 1)} on the gold tags)"),
             Row(f"{model_name}: warm start + PPO ({args.ppo_steps:,} steps, f1_delta, lr {args.ppo_lr:g}, "
-                f"kl_coef {args.kl_coef:g})")]
+                f"kl_coef {args.kl_coef:g}{', sentences with entities' if args.ppo_sentences != 'all' else ''})")]
     speed = None
     begin = time.perf_counter()
     for seed in args.seeds:
