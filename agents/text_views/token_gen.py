@@ -28,6 +28,11 @@ class WritingReading:
     def tokens(self) -> list[int]:
         return [*self.context, *self.output_ids[: self.length].tolist()]
 
+    def written_since(self, n_tokens: int) -> list[int]:
+        """The tokens after the first ``n_tokens`` (at least the context): only the new ones
+        are copied, so that a step costs the same at any output length."""
+        return self.output_ids[n_tokens - len(self.context): self.length].tolist()
+
 
 @dataclass
 class WritingState:
@@ -86,7 +91,7 @@ class TokenGenView(TextView):
         """Feeds each row's tokens that the cache lacks: the whole left-padded context at the
         first call, then one token per row (a pad that is not attended for a row with none)."""
         device = policy.device
-        new = [r.tokens()[len(held):] if held else r.tokens() for r, held in zip(readings, state.tokens)]
+        new = [r.written_since(len(held)) if held else r.tokens() for r, held in zip(readings, state.tokens)]
         width = max(map(len, new))
         if width == 0:
             return state.logits
