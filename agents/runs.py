@@ -194,8 +194,8 @@ def lm_ppo_kwargs(env: gym.Env, agent_kwargs: dict) -> tuple[dict, dict | None]:
 
     from agents import LMPPOAgent
     from agents.base import check_range
-    from agents.lm import MINILM_NAMES, SMOLLM2_NAMES
     from textgym.envs import TokenGenEnv
+    from textgym.models import MINILM_NAMES, SMOLLM2_NAMES
 
     kwargs = dict(agent_kwargs)
     if "mle_epochs" in kwargs:

@@ -62,7 +62,7 @@ def test_jsonl_with_source_and_target_keys(tmp_path):
     "line, message",
     [
         ('{"prompt": "p"', "bad.jsonl:2: invalid JSON"),
-        ('{"prompt": "p"}', "bad.jsonl:2: missing field; expected one of \\['references', 'target'\\]"),
+        ('{"prompt": "p"}', "bad.jsonl:2: missing field; expected one of \\['references', 'target'\\] as in .*bad.jsonl:1"),
         ('{"prompt": 3, "target": "t"}', "bad.jsonl:2: 'prompt' must be a str, got int: 3"),
         ('{"prompt": "p", "references": []}', "bad.jsonl:2: 'references' must be a non-empty list of str, got \\[\\]"),
         ('["p"]', "bad.jsonl:2: expected a JSON object, got list"),
@@ -107,8 +107,9 @@ def test_task_texts_and_errors():
         task.split("dev")
     with pytest.raises(ValueError, match="task_kwargs \\['length'\\] only apply to built-in tasks"):
         load_task([{"prompt": "a", "target": "b"}], {"length": 3})
-    with pytest.raises(ValueError, match="references must be a non-empty list"):
-        TextExample("p", ())
+    assert TextExample("p", ()).references == ()  # reference-free
+    with pytest.raises(ValueError, match="references must be a list of str, got \\('r', 3\\)"):
+        TextExample("p", ["r", 3])
 
 
 def test_byte_order_mark_and_windows_line_ends_are_read(tmp_path):

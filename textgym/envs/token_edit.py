@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
-from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL
+from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL, scrl_reward
 from textgym.rewards.incremental import IncrementalReward
 from textgym.tasks import load_task
 from textgym.vocab import WordVocabulary, resolve_vocabulary
@@ -73,6 +73,12 @@ class TokenEditEnv(TextEnv):
     ``textgym.rewards.CompressionScore``, with keys ``ratio`` or ``length``, ``shape``
     ("gaussian" or "linear"), ``width`` and ``weight`` (default 1, relative to the
     ``reward``'s total of 1: the default pays half metric, half compression).
+    ``reward="scrl"`` (with ``compression``) is the reference-free reward of SCRL for
+    unsupervised compression: fluency under a causal LM relative to the source, the
+    sentence-embedding similarity to the source and the compression term, in equal thirds
+    (the compression ``weight`` scales its share); see ``textgym.rewards.scrl_reward``.
+    On a reference-free task (no references), a reward that needs them (ROUGE, BLEU, ...)
+    is an error at construction.
     ``reward_mode="sparse"`` pays the reward of the final text at the end; ``"dense"``
     pays the change in the reward of the text at each step, which sums to the sparse
     reward (the first step also pays the reward of the source itself).
@@ -87,11 +93,13 @@ class TokenEditEnv(TextEnv):
     ``info["text"]`` is the current text, ``info["action_mask"]`` an ``int8`` array of legal
     actions (unless ``action_mask=False``), ``info["source"]`` the source text (on reset).
     ``info["metrics"]`` at the end holds rouge1, rouge2, rougeL, compression_ratio (current
-    tokens / source tokens), edits_used, and the reward's own metrics.
+    tokens / source tokens), edits_used, and the reward's own metrics (rouge only for
+    examples with references).
 
     ## Arguments
     - ``task``: built-in name (compress, fix, ...), ``.jsonl`` path with ``{"source",
-      "references"}`` rows (``"target"`` for one reference), ``{split: source}`` dict, list
+      "references"}`` rows (``"target"`` for one reference; ``{"source"}`` alone for no
+      reference), a ``.txt`` file of one sentence per line (reference-free), ``{split: source}`` dict, list
       of dicts, HF dataset or ``Task``. ``split``: "train" (default), "validation" or "test".
       ``task_kwargs``: sizes of a built-in task, e.g. ``{"n_removable": 2}``.
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
@@ -138,8 +146,14 @@ class TokenEditEnv(TextEnv):
         self.examples = self.task.split(split)
         self.split = split
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
-        base_reward = make_reward(reward if reward is not None else self.task.default_reward or "rougeL")
-        self.reward = _with_compression(base_reward, compression)
+        if isinstance(reward, str) and reward == "scrl":
+            if compression is None:
+                raise ValueError("reward='scrl' needs a length target: compression={'ratio': 0.4} or {'length': 10}")
+            self.reward = scrl_reward(**_compression_settings(compression))
+        else:
+            base_reward = make_reward(reward if reward is not None else self.task.default_reward or "rougeL")
+            self.reward = _with_compression(base_reward, compression)
+        self.reward.check_references(self.examples, self.task.name)
         first = self.examples[0]
         self.reward.check(first.prompt, first.references, first.prompt)
         # word vocabularies decode to the space-join of their tokens, so dense rewards can
@@ -156,7 +170,8 @@ class TokenEditEnv(TextEnv):
         for example in self.task.examples():
             n_source = len(self.vocab.encode(example.prompt))
             longest_source = max(longest_source, n_source)
-            longest_edit = max(longest_edit, n_source + max(len(self.vocab.encode(r)) for r in example.references))
+            longest_reference = max((len(self.vocab.encode(r)) for r in example.references), default=0)
+            longest_edit = max(longest_edit, n_source + longest_reference)
         if max_length is None:
             max_length = max(1, longest_source if mode == "compress" else longest_edit)
         max_length = checked_int("max_length", max_length)
@@ -354,7 +369,7 @@ class TokenEditEnv(TextEnv):
     def _end_metrics(self) -> dict[str, float]:
         metrics = dict(self._episode_reward.metrics)
         for name, metric in (("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL)):
-            if name not in metrics:  # the reward may have scored it already
+            if name not in metrics and self.example.references:  # the reward may have scored it already
                 metrics[name] = metric(self.text, self.example.references, self.example.prompt)
         metrics["compression_ratio"] = len(self.tokens) / max(1, len(self.source_token_ids))
         metrics["edits_used"] = float(self.edits_used)
@@ -386,16 +401,24 @@ def _with_compression(reward: Reward, compression: dict[str, Any] | None) -> Rew
     """``reward`` plus a weighted ``CompressionScore`` term when ``compression`` is set."""
     if compression is None:
         return reward
+    settings = _compression_settings(compression)
+    weight = settings.pop("weight")
+    return Reward([*reward.terms, ("compression", CompressionScore(**settings), weight)])
+
+
+def _compression_settings(compression: Any) -> dict[str, Any]:
+    """The ``compression`` argument checked: its keys, and ``weight`` as a float (default 1)."""
     if not isinstance(compression, dict):
         raise ValueError(f"compression must be a dict such as {{'ratio': 0.5}}, got {compression!r}")
     unknown = sorted(set(compression) - set(COMPRESSION_KEYS))
     if unknown:
         raise ValueError(f"unknown compression keys {unknown}; valid keys: {list(COMPRESSION_KEYS)}")
     settings = dict(compression)
-    weight = settings.pop("weight", 1.0)
+    weight = settings.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
         raise ValueError(f"compression weight must be a finite number, got {weight!r}")
-    return Reward([*reward.terms, ("compression", CompressionScore(**settings), float(weight))])
+    settings["weight"] = float(weight)
+    return settings
 
 
 # -- oracle ------------------------------------------------------------------------------

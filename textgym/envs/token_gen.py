@@ -65,7 +65,9 @@ class TokenGenEnv(TextEnv):
     returns no finite number fails there.
     ``reward_mode="sparse"`` pays the metric of the final text at the end;
     ``"dense"`` pays the change in the metric of the text at every step, which sums to the
-    sparse reward.
+    sparse reward. A reference-free task (rows without references, or a ``.txt`` file of
+    prompts) takes only rewards that need none, such as ``"lm_fluency"`` or a callable;
+    the others are an error at construction.
 
     ## Episode End
     Terminated when the agent writes EOS. Truncated when ``max_new_tokens`` tokens are
@@ -85,7 +87,8 @@ class TokenGenEnv(TextEnv):
       a transformers tokenizer or a tokenizer directory.
     - ``reward``, ``reward_mode``: see Rewards.
     - ``max_new_tokens``: default the length of the task's longest reference (at least 1),
-      so the best output is always reachable while the MDP stays as small as it can be.
+      so the best output is always reachable while the MDP stays as small as it can be;
+      required for a reference-free task.
     - ``allowed_tokens``: tokens (str or id) the agent may write; ``mask_fn(prompt_ids,
       output_ids) -> bool array`` narrows the legal set per step. ``mask_fn`` is called
       once at construction (first example, empty output): it must return a bool array of
@@ -117,6 +120,7 @@ class TokenGenEnv(TextEnv):
         self.split = split
         self.vocab = resolve_vocabulary(vocab, self.task.texts())
         self.reward = make_reward(reward if reward is not None else self.task.default_reward or "bleu")
+        self.reward.check_references(self.examples, self.task.name)
         first = self.examples[0]
         self.reward.check(first.prompt, first.references, first.prompt)
         # a word vocabulary decodes to the space-join of its tokens: dense rewards can then
@@ -127,8 +131,11 @@ class TokenGenEnv(TextEnv):
 
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
         if max_new_tokens is None:
+            references = [r for e in self.task.examples() for r in e.references]
+            if not references:
+                raise ValueError("a reference-free task gives no output length: set max_new_tokens")
             # at least 1, so that a task of empty references still has an action (EOS)
-            max_new_tokens = max(1, max(len(self.vocab.encode(r)) for e in self.task.examples() for r in e.references))
+            max_new_tokens = max(1, max(len(self.vocab.encode(r)) for r in references))
         self.max_new_tokens = max_new_tokens = checked_int("max_new_tokens", max_new_tokens)
         self.max_prompt_tokens = max(1, longest_prompt)
 

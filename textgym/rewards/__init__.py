@@ -1,4 +1,5 @@
-"""Metric rewards in [0, 1], sparse or dense; LM fluency and perplexity."""
+"""Metric rewards in [0, 1], sparse or dense; LM fluency, perplexity and similarity to the
+source; the SCRL compression reward."""
 
 from textgym.rewards.compression import CompressionScore
 from textgym.rewards.lm_fluency import LMFluency, LMScorer, Perplexity
@@ -16,11 +17,21 @@ from textgym.rewards.metrics import (
     token_accuracy,
     token_f1,
 )
-from textgym.rewards.reward import REWARD_MODES, EpisodeReward, EvaluateMetric, Reward, check_reward_mode, make_reward
+from textgym.rewards.reward import (
+    REWARD_MODES,
+    EpisodeReward,
+    EvaluateMetric,
+    Reward,
+    check_reward_mode,
+    make_reward,
+    needs_references,
+)
+from textgym.rewards.scrl import scrl_reward
+from textgym.rewards.similarity import SentenceEncoder, SentenceSimilarity
 
 __all__ = [
     "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "LMFluency", "LMScorer", "Length",
-    "Metric", "Perplexity", "Reward",
-    "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "rouge1", "rouge2", "rougeL",
-    "ter", "token_accuracy", "token_f1",
+    "Metric", "Perplexity", "Reward", "SentenceEncoder", "SentenceSimilarity",
+    "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "needs_references", "rouge1", "rouge2", "rougeL",
+    "scrl_reward", "ter", "token_accuracy", "token_f1",
 ]

@@ -17,8 +17,10 @@ class CompressionScore:
     x is the output's word count (13a tokens) over the source's (``ratio``), or the output's
     word count (``length``). ``shape="gaussian"`` scores exp(-(x - target)^2 / (2 width^2)),
     ``"linear"`` scores max(0, 1 - |x - target| / width). ``width`` defaults to a quarter of
-    the target.
+    the target. It needs no references.
     """
+
+    needs_references = False
 
     def __init__(self, ratio: float | None = None, length: int | None = None, shape: str = "gaussian",
                  width: float | None = None):

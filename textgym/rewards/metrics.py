@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from functools import cache, lru_cache
 from numbers import Integral
 
+from textgym.rewards.lm_fluency import LMFluency
+from textgym.rewards.similarity import SentenceSimilarity
 from textgym.vocab import word_tokenize
 
 Metric = Callable[[str, Sequence[str], str], float]
@@ -179,6 +181,10 @@ class Length:
         self.target = None if target is None else int(target)
         self.__name__ = "length"
 
+    @property
+    def needs_references(self) -> bool:
+        return self.target is None
+
     def __call__(self, prediction: str, references: Sequence[str], source: str = "") -> float:
         n = len(word_tokenize(prediction))
         target = self.target
@@ -201,4 +207,8 @@ METRICS: dict[str, Callable[..., Metric]] = {
     "token_f1": lambda: token_f1,
     "token_accuracy": lambda: token_accuracy,
     "length": Length,
+    "lm_fluency": LMFluency,
+    "similarity": SentenceSimilarity,
 }
+# the named metrics that score without references
+REFERENCE_FREE_METRICS = ("lm_fluency", "similarity")

@@ -9,7 +9,7 @@ from numbers import Real
 from typing import Any
 
 from textgym.rewards.incremental import IncrementalReward, supports_incremental
-from textgym.rewards.metrics import METRICS, Metric
+from textgym.rewards.metrics import METRICS, REFERENCE_FREE_METRICS, Metric
 
 REWARD_MODES = ("sparse", "dense")
 
@@ -56,22 +56,55 @@ class Reward:
             if not math.isfinite(value):
                 raise ValueError(f"{call} returned {value}; a metric returns a finite float")
 
+    def check_references(self, examples: Sequence[Any], task: str, argument: str = "reward") -> None:
+        """A ValueError naming the metrics that need references when an example of ``task``
+        has none (a reference-free task), with the rewards that would work."""
+        needing = [name for name, metric, _ in self.terms if needs_references(metric)]
+        if not needing:
+            return
+        missing = next((i for i, example in enumerate(examples) if not example.references), None)
+        if missing is not None:
+            raise ValueError(
+                f"{argument} metrics {needing} need references, but example {missing} of task {task!r} has none "
+                f"(source {examples[missing].prompt!r}); reference-free rewards: {list(REFERENCE_FREE_METRICS)}, "
+                "'length' with a target, a callable, or on TokenEdit compression={...} and reward='scrl'"
+            )
+
     @property
     def names(self) -> list[str]:
         return [name for name, _, _ in self.terms]
 
     def __call__(self, prediction: str, references: Sequence[str], source: str = "") -> tuple[float, dict[str, float]]:
-        metrics = {}
+        return self.batch([prediction], [references], [source])[0]
+
+    def batch(self, predictions: Sequence[str], references: Sequence[Sequence[str]],
+              sources: Sequence[str]) -> list[tuple[float, dict[str, float]]]:
+        """``[self(p, r, s) for p, r, s in zip(...)]``, but a metric with a ``batch(predictions,
+        references, sources)`` method (an LM or an encoder) scores all of them in one call."""
+        columns = {}
         for name, metric, _ in self.terms:
-            value = float(metric(prediction, references, source))
-            if not math.isfinite(value):
-                raise ValueError(f"metric {name!r} returned {value} for prediction {prediction!r}")
-            metrics[name] = value
-        value = sum(weight * metrics[name] for name, _, weight in self.terms)
-        return value, metrics
+            if hasattr(metric, "batch"):
+                values = metric.batch(predictions, references, sources)
+            else:
+                values = [metric(p, r, s) for p, r, s in zip(predictions, references, sources)]
+            columns[name] = values = [float(v) for v in values]
+            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+            if bad is not None:
+                raise ValueError(f"metric {name!r} returned {values[bad]} for prediction {predictions[bad]!r}")
+        results = []
+        for row in range(len(predictions)):
+            metrics = {name: values[row] for name, values in columns.items()}
+            results.append((sum(weight * metrics[name] for name, _, weight in self.terms), metrics))
+        return results
 
     def __repr__(self) -> str:
         return "Reward(" + " + ".join(f"{w:g}*{name}" for name, _, w in self.terms) + ")"
+
+
+def needs_references(metric: Metric) -> bool:
+    """Whether ``metric`` scores against references: textgym's own metrics say so
+    (``needs_references``, else True); a user callable is trusted to handle none."""
+    return bool(getattr(metric, "needs_references", _is_builtin(metric)))
 
 
 def make_reward(spec: Any) -> Reward:

@@ -1,10 +1,13 @@
-"""Load tasks from JSONL files, lists of dicts and Hugging Face datasets.
+"""Load tasks from JSONL and plain text files, lists of dicts and Hugging Face datasets.
 
 A row is a mapping with the text the episode starts from (``"prompt"``, or ``"source"``;
 ``"prompt"`` wins when a row has both) and its references: ``"references"``, a non-empty
 list of str, or ``"target"``, one str. A str under ``"references"`` is an error rather
 than one reference, since a list that was flattened by mistake looks the same. A
-reference may be the empty string (the right output is nothing).
+reference may be the empty string (the right output is nothing). A row with neither key
+is a reference-free example, as is each non-blank line of a ``.txt`` file; a source is
+either reference-free or has references in every row, since a row that lost its
+references in a file of rows that have them is a data error.
 
 Files are UTF-8; a leading byte order mark is skipped. Malformed rows and undecodable
 bytes raise ``ValueError`` naming the file and line (or ``row i`` for lists and datasets).
@@ -34,7 +37,10 @@ def example_from_row(row: Any, where: str) -> TextExample:
     key, prompt = _first_present(row, PROMPT_KEYS, where)
     if not isinstance(prompt, str):
         raise ValueError(f"{where}: {key!r} must be a str, got {type(prompt).__name__}: {reprlib.repr(prompt)}")
-    key, references = _first_present(row, REFERENCE_KEYS, where)
+    key = next((key for key in REFERENCE_KEYS if key in row), None)
+    if key is None:
+        return TextExample(prompt, ())
+    references = row[key]
     if key == "target":
         if not isinstance(references, str):
             hint = "; use 'references' for several" if isinstance(references, (list, tuple)) else ""
@@ -60,6 +66,14 @@ def _first_present(row: Mapping, keys: tuple[str, ...], where: str) -> tuple[str
         if key in row:
             return key, row[key]
     raise ValueError(f"{where}: missing field; expected one of {list(keys)}, found {sorted(map(str, row))}")
+
+
+def read_sentences(path: str | os.PathLike) -> list[TextExample]:
+    """Reference-free examples from a UTF-8 text file: one per non-blank line, stripped."""
+    examples = [TextExample(line.strip(), ()) for line in read_text_lines(path) if line.strip()]
+    if not examples:
+        raise ValueError(f"{path}: no sentences in file")
+    return examples
 
 
 def read_text_lines(path: str | os.PathLike) -> list[str]:
@@ -88,7 +102,7 @@ def read_text_lines(path: str | os.PathLike) -> list[str]:
 
 def read_jsonl(path: str | os.PathLike, parse_row: Callable[[Any, str], Any] = example_from_row) -> list:
     """Examples of a JSONL file, one row per line; ``parse_row(row, "file:line")`` builds one."""
-    examples = []
+    examples, wheres = [], []
     for lineno, line in enumerate(read_text_lines(path), start=1):
         if not line.strip():
             continue
@@ -96,9 +110,11 @@ def read_jsonl(path: str | os.PathLike, parse_row: Callable[[Any, str], Any] = e
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{lineno}: invalid JSON: {err.msg} (column {err.colno})") from None
-        examples.append(parse_row(row, f"{path}:{lineno}"))
+        wheres.append(f"{path}:{lineno}")
+        examples.append(parse_row(row, wheres[-1]))
     if not examples:
         raise ValueError(f"{path}: no examples in file")
+    _check_references_everywhere_or_nowhere(examples, wheres)
     return examples
 
 
@@ -106,15 +122,29 @@ def examples_from_rows(rows: Iterable[Any]) -> list[TextExample]:
     examples = [example_from_row(row, f"row {i}") for i, row in enumerate(rows)]
     if not examples:
         raise ValueError("the task has no examples")
+    _check_references_everywhere_or_nowhere(examples, [f"row {i}" for i in range(len(examples))])
     return examples
+
+
+def _check_references_everywhere_or_nowhere(examples: list, wheres: list[str]) -> None:
+    if not isinstance(examples[0], TextExample):
+        return
+    with_references = [bool(example.references) for example in examples]
+    if any(with_references) and not all(with_references):
+        where = wheres[with_references.index(False)]
+        first = wheres[with_references.index(True)]
+        raise ValueError(f"{where}: missing field; expected one of {list(REFERENCE_KEYS)} as in {first} "
+                         "(a reference-free task has neither key in any row)")
 
 
 def _load_source(source: Any) -> list[TextExample]:
     """One split's worth of examples from a path, a list of rows or a datasets.Dataset."""
     if isinstance(source, (str, os.PathLike)):
-        if Path(source).suffix != ".jsonl":
-            raise ValueError(f"unsupported task file {str(source)!r}: text tasks are read from .jsonl files")
-        return read_jsonl(source)
+        suffix = Path(source).suffix
+        if suffix not in (".jsonl", ".txt"):
+            raise ValueError(f"unsupported task file {str(source)!r}: text tasks are read from .jsonl files, or "
+                             ".txt files of one sentence per line (reference-free)")
+        return read_jsonl(source) if suffix == ".jsonl" else read_sentences(source)
     if is_hf_dataset(source) or isinstance(source, (list, tuple)):
         return examples_from_rows(source)
     raise TypeError(f"cannot read examples from {type(source).__name__} {reprlib.repr(source)}; task is {SOURCES}")

@@ -14,9 +14,11 @@ class TextExample:
     """One text-to-text example.
 
     ``prompt`` is what an episode starts from: the generation prompt (TokenGen) or the
-    source document to edit (TokenEdit). ``references`` are the acceptable outputs, at
-    least one. A reference may be the empty string: the right output is then nothing
-    ("delete everything" in an edit task, EOS at once in a generation task).
+    source document to edit (TokenEdit). ``references`` are the acceptable outputs; none
+    (``()``) makes a reference-free example, for rewards that need no reference (LM fluency,
+    similarity to the source, a length target). A reference may be the empty string: the
+    right output is then nothing ("delete everything" in an edit task, EOS at once in a
+    generation task).
     """
 
     prompt: str
@@ -29,8 +31,8 @@ class TextExample:
         if not isinstance(self.references, (list, tuple)):
             raise TypeError(f"references must be a list of str, not {type(self.references).__name__}")
         object.__setattr__(self, "references", tuple(self.references))
-        if not self.references or not all(isinstance(r, str) for r in self.references):
-            raise ValueError(f"references must be a non-empty list of str, got {self.references!r}")
+        if not all(isinstance(r, str) for r in self.references):
+            raise ValueError(f"references must be a list of str, got {self.references!r}")
 
 
 @dataclass(frozen=True)
