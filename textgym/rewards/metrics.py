@@ -12,6 +12,12 @@ Empty texts: a prediction with no tokens scores 1.0 against a reference with no 
 (each metric's own tokens: 13a words for BLEU, rouge-score's for ROUGE, non-space
 characters for chrF), as an exact match should; sacreBLEU and rouge-score give 0 there.
 Against non-empty references an empty prediction scores as the libraries score it (0).
+
+Two names build model metrics that need no references (``REFERENCE_FREE_METRICS``):
+``lm_fluency`` (:class:`~textgym.rewards.lm_fluency.LMFluency`, a causal LM, SmolLM2 by
+default) and ``similarity`` (:class:`~textgym.rewards.similarity.SentenceSimilarity`, the
+cosine of sentence embeddings with the source, MiniLM by default). They load their model
+on first use (cached per process) and score lists of texts in one batch (``batch``).
 """
 
 from __future__ import annotations
