@@ -17,7 +17,7 @@ Two names build model metrics that need no references (``REFERENCE_FREE_METRICS`
 ``lm_fluency`` (:class:`~textgym.rewards.lm_fluency.LMFluency`, a causal LM, SmolLM2 by
 default) and ``similarity`` (:class:`~textgym.rewards.similarity.SentenceSimilarity`, the
 cosine of sentence embeddings with the source, MiniLM by default). They load their model
-on first use (cached per process) and score lists of texts in one batch (``batch``).
+when built (once per process, shared) and score lists of texts in one batch (``batch``).
 """
 
 from __future__ import annotations
