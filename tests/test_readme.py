@@ -34,6 +34,7 @@ def write_data_files(folder: Path) -> None:
     for name in ("data/train.jsonl", "train.jsonl", "test.jsonl"):
         (folder / name).parent.mkdir(exist_ok=True)
         (folder / name).write_text(text)
+    (folder / "sentences.txt").write_text("the cat sat on the mat\na dog ran in the park\n")
     import datasets
 
     datasets.Dataset.from_list([{"prompt": "a b", "references": ["b a"]}]).save_to_disk(str(folder / "my_dataset"))
