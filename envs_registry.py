@@ -55,16 +55,19 @@ ENVS: dict[str, dict] = {
     },
     "TokenEdit-v0": {
         "entry_point": "textgym.envs.token_edit:TokenEditEnv",
+        "vector_entry_point": "textgym.envs.token_edit_vector:TokenEditVectorEnv",
         "kwargs": {"task": "compress"},
         "description": "keep/delete/replace/insert token edits toward a target, scored by ROUGE",
     },
     "TokenEdit-Compress-v0": {
         "entry_point": "textgym.envs.token_edit:TokenEditEnv",
+        "vector_entry_point": "textgym.envs.token_edit_vector:TokenEditVectorEnv",
         "kwargs": {"task": "compress", "mode": "compress"},
         "description": "TokenEdit keep/delete only on the built-in compress task (sentence compression)",
     },
     "TokenEdit-Fix-v0": {
         "entry_point": "textgym.envs.token_edit:TokenEditEnv",
+        "vector_entry_point": "textgym.envs.token_edit_vector:TokenEditVectorEnv",
         "kwargs": {"task": "fix", "reward_mode": "dense"},
         "description": "TokenEdit on the built-in fix task (repair corrupted words), dense ROUGE-L",
     },

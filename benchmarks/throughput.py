@@ -44,6 +44,8 @@ VECTOR_CASES = [
     "TokenGen-v0 sparse (copy, token_accuracy)",
     "TokenGen-v0 dense (keywords, bleu)",
     "NERTag-v0 f1_delta (dense span F1)",
+    "TokenEdit-v0 sparse (compress, rougeL)",
+    "TokenEdit-v0 dense (compress, rougeL)",
 ]
 
 

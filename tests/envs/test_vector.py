@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import textgym  # noqa: F401  (registers the ids)
 from envs_registry import ENVS
 from textgym.envs.ner_tag_vector import NERTagVectorEnv
+from textgym.envs.token_edit_vector import TokenEditVectorEnv
 from textgym.envs.token_gen_vector import TokenGenVectorEnv
 from textgym.envs.vector_base import unbatch_info
 
@@ -23,6 +24,13 @@ def no_repeat(prompt_ids, output_ids):
     return mask
 
 
+def shortness(prediction, references, source):
+    """A reference-free callable reward: the share of the source's words that were cut."""
+    return 1 - len(prediction.split()) / max(1, len(source.split()))
+
+
+REFERENCE_FREE_TASK = [{"source": "the old cat sat on the mat"}, {"source": "a big dog ran far away"}]
+
 VECTOR_IDS = sorted(env_id for env_id, row in ENVS.items() if "vector_entry_point" in row)
 CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
     ("TokenGen-v0", {"task": "keywords", "reward": "bleu", "reward_mode": "dense"}),
@@ -32,6 +40,12 @@ CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
     ("NERTag-v0", {"reward_mode": "f1"}),
     ("NERTag-v0", {"reward_mode": "token", "bio_mask": False, "word_shape": False}),
     ("NERTag-v0", {"window": 2}),
+    ("TokenEdit-v0", {"reward_mode": "dense"}),
+    ("TokenEdit-v0", {"reward_mode": "dense", "reward": [("rouge2", 0.5), ("token_f1", 0.5)], "max_edits": 3}),
+    ("TokenEdit-v0", {"task": "fix", "compression": {"ratio": 0.5}, "max_length": 12}),
+    ("TokenEdit-v0", {"reward_mode": "dense", "compression": {"length": 4}, "max_episode_steps": 6}),
+    ("TokenEdit-Compress-v0", {"reward_mode": "dense", "task": REFERENCE_FREE_TASK, "reward": shortness}),
+    ("TokenEdit-Compress-v0", {"task": REFERENCE_FREE_TASK, "reward": shortness, "compression": {"ratio": 0.5}}),
 ]
 
 
@@ -58,7 +72,7 @@ def assert_same_step(a, b):
 @pytest.mark.parametrize("env_id", VECTOR_IDS)
 def test_make_vec_picks_the_native_env_and_sync_still_works(env_id):
     envs = gym.make_vec(env_id, num_envs=3)
-    assert isinstance(envs, (TokenGenVectorEnv, NERTagVectorEnv))
+    assert isinstance(envs, (TokenGenVectorEnv, NERTagVectorEnv, TokenEditVectorEnv))
     assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     assert envs.observation_space == gym.vector.utils.batch_space(envs.single_observation_space, 3)
     assert isinstance(gym.make_vec(env_id, num_envs=3, vectorization_mode="sync"), SyncVectorEnv)
@@ -167,3 +181,51 @@ def test_single_envs_hand_their_tables_to_batched_versions():
     assert tables.tag_prefixes.tolist() == [0] + [1, 2] * ((len(ner.tags) - 1) // 2)
     b_per, i_per = ner.tag_id("B-PER"), ner.tag_id("I-PER")
     assert not tables.legal_tags[0, i_per] and tables.legal_tags[1 + tables.tag_types[b_per], i_per]
+
+
+class CountingReward:
+    """A reward metric with a ``batch`` method (as a model-based one): counts its calls."""
+
+    __name__ = "counting"
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, prediction, references, source):
+        return self.batch([prediction], [references], [source])[0]
+
+    def batch(self, predictions, references, sources):
+        self.batches.append(list(predictions))
+        return [1 - len(p.split()) / max(1, len(s.split())) for p, s in zip(predictions, sources)]
+
+
+def test_token_edit_scores_the_finished_rows_of_a_step_in_one_batch():
+    reward = CountingReward()
+    envs = TokenEditVectorEnv(num_envs=4, task=REFERENCE_FREE_TASK, mode="compress", reward=reward)
+    envs.reset(seed=0)
+    reward.batches.clear()
+    _, rewards, terminated, _, info = envs.step(np.array([1, 0, 1, 0]))  # delete, keep: no episode ends
+    assert reward.batches == [] and rewards.tolist() == [0.0] * 4
+    _, rewards, terminated, _, info = envs.step(np.array([2, 2, 0, 2]))  # three stops
+    assert terminated.tolist() == [True, True, False, True]
+    assert len(reward.batches) == 1 and len(reward.batches[0]) == 3
+    assert info["_metrics"].tolist() == [True, True, False, True]
+    np.testing.assert_allclose(info["metrics"]["counting"][[0, 1, 3]], rewards[[0, 1, 3]])
+    assert rewards[0] > 0 and rewards[1] == 0.0  # row 0 deleted a word, row 1 kept them all
+
+
+def test_token_edit_action_masks():
+    envs = gym.make_vec("TokenEdit-v0", num_envs=3, max_edits=1)
+    _, info = envs.reset(seed=0)
+    masks = envs.action_masks()
+    assert masks.shape == (3, envs.single_action_space.n) and masks.dtype == np.bool_
+    np.testing.assert_array_equal(masks, info["action_mask"].astype(bool))
+    env = envs.unwrapped.env
+    assert masks[:, [0, 1, 2]].all()  # keep, delete and stop on the first token
+    for i, token in enumerate(envs.unwrapped._current_ids[:, 0].tolist()):
+        assert not masks[i, env.action_id("replace", token)]  # replacing a token with itself
+    _, _, _, truncated, _ = envs.step(np.array([1, 0, 2]))  # row 0 spends its only edit
+    assert truncated.tolist() == [True, False, False]
+    masks = envs.action_masks()
+    assert masks[0].tolist() == [True, False, True] + [False] * (envs.single_action_space.n - 3)
+    assert masks[1, 1] and masks[1, 3:].any()
