@@ -92,3 +92,12 @@ def test_compression_alone_trains_on_sentences(sentence_file):
     assert terminated and info["metrics"]["compression_ratio"] == pytest.approx(5 / 9)
     assert reward == pytest.approx(info["metrics"]["compression"])
     assert "rougeL" not in info["metrics"]  # no references, no ROUGE in the end metrics
+
+
+def test_copies_of_an_env_share_the_reward_models(tiny_scrl):
+    import copy
+
+    copied = copy.deepcopy(tiny_scrl)
+    assert copied.terms[0][1].scorer is tiny_scrl.terms[0][1].scorer  # one LM, not one per rollout env
+    assert copied.terms[1][1].encoder is tiny_scrl.terms[1][1].encoder
+    assert copied.terms[2][1] is not tiny_scrl.terms[2][1]

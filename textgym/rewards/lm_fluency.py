@@ -57,6 +57,10 @@ class LMScorer:
         self.batch_size, self.cache_size = batch_size, cache_size
         self._cache: OrderedDict[str, float] = OrderedDict()
 
+    def __deepcopy__(self, memo: dict) -> LMScorer:
+        # copies of an env (LM-PPO's rollout envs, say) share one scorer: its model and cache
+        return self
+
     def mean_logprobs(self, texts: Sequence[str]) -> list[float]:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         for start in range(0, len(missing), self.batch_size):

@@ -54,6 +54,10 @@ class SentenceEncoder:
         self.batch_size, self.max_length, self.cache_size = batch_size, max_length, cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
+    def __deepcopy__(self, memo: dict) -> SentenceEncoder:
+        # copies of an env (LM-PPO's rollout envs, say) share one encoder: its model and cache
+        return self
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """A ``(len(texts), H)`` float32 array of unit-length embeddings."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
