@@ -1,0 +1,284 @@
+"""Unsupervised sentence compression of real sentences with the reference-free SCRL reward
+(Ghalandari et al., ACL 2022): an LM policy (MiniLM) trained by PPO on TokenEdit's
+compress mode, no references and no warm start.
+
+    python benchmarks/scrl_compression.py [--data ../shared/data] [--ratio 0.6] [--out benchmarks/results/scrl_compression.md]
+
+Sources are CommonGen's human reference sentences (``commongen/train.jsonl``, MIT), those of
+at least ``--min-words`` words, deduplicated and shuffled with ``--seed``: ``--train`` of them
+to train on and ``--eval`` held out. They go to a temporary ``.txt`` file (one sentence a line),
+read by ``gym.make("TokenEdit-Compress-v0", task=<txt>, reward="scrl", compression={"ratio": R})``.
+Rows, all scored by the same reward on the held-out sentences:
+
+1. the source itself (no edit);
+2. random deletion: words deleted uniformly at random (seeded) down to the compression ratio
+   the trained policy reached on each sentence's length, as the baseline;
+3. the LM policy before training (greedy);
+4. the same policy after ``learn(--steps)`` PPO env steps on the scrl reward (greedy).
+
+Then the trained policy compresses the built-in ``compress`` task's test split (synthetic
+sentences with reference compressions) and is scored by token F1 (SCRL's metric: the F1 of
+the output's bag of tokens against the reference's) and ROUGE-L, beside the published
+numbers of SCRL and Filippova et al. (2015) on the Google sentence-compression test set, a
+different dataset. Last, the cost of one call of the env's reward (``reward.batch``) for
+1 and 64 outputs, uncached and cached.
+
+``TEXTGYM_QUICK=1``: a smoke run in well under a minute (the tiny offline policy, 24 train and
+8 held-out sentences, a few hundred steps), written only where ``--out`` says. The reward is
+SCRL's in both modes (SmolLM2 and MiniLM, offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import textgym  # noqa: F401
+from agents import LMPPOAgent
+from agents.env_batch import EnvBatch
+from agents.lm_rollout import Sampler, collect
+from agents.text_views.token_edit import TokenEditView
+from textgym.envs.token_edit import DELETE, KEEP
+from textgym.rewards.metrics import rougeL
+from textgym.vocab import word_tokenize
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+QUICK = os.environ.get("TEXTGYM_QUICK") == "1"
+NUM_ENVS = 16  # PPO's rollout envs (episodes per update)
+EVAL_BATCH = 64  # sentences compressed in one batched greedy rollout
+TERMS = ("fluency", "similarity", "compression")
+# published token F1 on the Google sentence-compression test set (Filippova & Altun, 2013), for orientation
+ANCHORS = [("SCRL (Ghalandari et al., 2022), unsupervised, ratio ≈ 0.4, Google test set", 0.711),
+           ("Filippova et al. (2015) LSTM, supervised, Google test set", 0.82)]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (with commongen/train.jsonl)")
+    parser.add_argument("--ratio", type=float, default=0.6, help="target compression ratio (output words / source words)")
+    parser.add_argument("--train", type=int, default=24 if QUICK else 2000, help="train sentences")
+    parser.add_argument("--eval", type=int, default=8 if QUICK else 100, help="held-out sentences")
+    parser.add_argument("--min-words", type=int, default=12, help="shortest source sentence, in words")
+    parser.add_argument("--steps", type=int, default=256 if QUICK else 12_000, help="PPO env steps")
+    parser.add_argument("--lr", type=float, default=1e-4, help="PPO learning rate")
+    parser.add_argument("--kl-coef", type=float, default=0.0, help="KL penalty to the untrained policy")
+    parser.add_argument("--ent-coef", type=float, default=0.0)
+    parser.add_argument("--model", default=None if QUICK else "minilm",
+                        help="the policy LM: 'minilm', a local directory, or 'tiny' for the offline tiny model")
+    parser.add_argument("--threads", type=int, default=1 if QUICK else 2, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=4 if QUICK else 20, help="sample compressions to print")
+    parser.add_argument("--out", type=Path, default=None if QUICK else ROOT / "benchmarks" / "results" / "scrl_compression.md",
+                        help="markdown file for the tables (quick runs write none unless given)")
+    args = parser.parse_args()
+    if args.model == "tiny":
+        args.model = None
+    return args
+
+
+def commongen_sentences(data: Path, min_words: int) -> list[str]:
+    """CommonGen's human sentences of at least ``min_words`` words, deduplicated, in file order."""
+    path = data / "commongen" / "train.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"skipped: no CommonGen data at {path} (give the shared data folder with --data PATH)")
+    seen: dict[str, None] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            for sentence in json.loads(line)["references"]:
+                sentence = " ".join(sentence.split())
+                if len(word_tokenize(sentence)) >= min_words:
+                    seen.setdefault(sentence, None)
+    return list(seen)
+
+
+@dataclass
+class Row:
+    name: str
+    outputs: list[str]
+    ratios: list[float]
+    scores: list[tuple[float, dict[str, float]]]
+    seconds: float | None = None
+    steps_per_second: float | None = None
+
+    def cells(self, target: float) -> list[str]:
+        terms = [f"{np.mean([m[t] for _, m in self.scores]):.3f}" for t in TERMS]
+        ratio = float(np.mean(self.ratios))
+        cells = [f"{ratio:.3f} ({ratio - target:+.3f})", *terms, f"{np.mean([v for v, _ in self.scores]):.3f}"]
+        if self.seconds is None:
+            return [*cells, "-", "-"]
+        return [*cells, f"{self.seconds:.0f}", f"{self.steps_per_second:.1f}"]
+
+
+def scored(name: str, env: gym.Env, outputs: list[str], ratios: list[float]) -> Row:
+    examples = env.unwrapped.examples
+    scores = env.unwrapped.reward.batch(outputs, [e.references for e in examples], [e.prompt for e in examples])
+    return Row(name, outputs, ratios, scores)
+
+
+def greedy_outputs(agent: LMPPOAgent, env: gym.Env) -> tuple[list[str], list[float]]:
+    """The greedy policy's compression of every example of ``env``, in order, and its ratio
+    (kept tokens / source tokens), a batch of env copies at a time. ``env`` may be another
+    task than the agent's: a view of it is built on the agent's policy (compress mode's heads
+    do not depend on the vocabulary)."""
+    view = agent.view if env is agent.env else TokenEditView(env, agent.policy.tokenizer, agent.view.causal)
+    n = len(env.unwrapped.examples)
+    # gym.make again rather than deepcopy: the copies then share the reward's LMs (cached per process)
+    envs = [gym.make(env.spec) for _ in range(min(EVAL_BATCH, n))]
+    outputs, ratios = [], []
+    for start in range(0, n, EVAL_BATCH):
+        indices = range(start, min(start + EVAL_BATCH, n))
+        batch = envs[: len(indices)]
+        collect(EnvBatch(batch), view, agent.policy, [0] * len(batch), Sampler(deterministic=True),
+                options=[{"index": i} for i in indices])
+        outputs += [e.unwrapped.text for e in batch]
+        ratios += [len(e.unwrapped.tokens) / max(1, len(e.unwrapped.source_token_ids)) for e in batch]
+    return outputs, ratios
+
+
+def random_deletion(env: gym.Env, ratios: Sequence[float], seed: int) -> tuple[list[str], list[float]]:
+    """Each example with words deleted uniformly at random (seeded), keeping round(ratio * n) of
+    its n tokens, played through the env (keep and delete actions)."""
+    rng = random.Random(seed)
+    outputs, kept = [], []
+    for index, ratio in enumerate(ratios):
+        env.reset(options={"index": index})
+        n = len(env.unwrapped.tokens)
+        keep = set(rng.sample(range(n), max(1, round(ratio * n))))
+        for position in range(n):
+            env.step(KEEP if position in keep else DELETE)
+        outputs.append(env.unwrapped.text)
+        kept.append(len(env.unwrapped.tokens) / n)
+    return outputs, kept
+
+
+def token_f1(prediction: str, references: Sequence[str]) -> float:
+    """SCRL's evaluation metric: F1 of the prediction's bag of (lowercased) tokens against a
+    reference's, the best over the references."""
+    predicted = Counter(t.lower() for t in word_tokenize(prediction))
+    best = 0.0
+    for reference in references:
+        gold = Counter(t.lower() for t in word_tokenize(reference))
+        overlap = sum((predicted & gold).values())
+        if overlap:
+            precision, recall = overlap / sum(predicted.values()), overlap / sum(gold.values())
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def reward_cost(env: gym.Env, sentences: Sequence[str], repeats: int = 3) -> list[tuple[int, float, float]]:
+    """Milliseconds per ``reward.batch`` call of 1 and 64 outputs (each output's first half of
+    words), uncached (new texts each repeat) and cached (the same texts again)."""
+    reward = env.unwrapped.reward
+    rows = []
+    for size in (1, 64):
+        uncached, cached = [], []
+        for repeat in range(repeats):
+            chosen = [sentences[(repeat * size + i) % len(sentences)] for i in range(size)]
+            # a distinct text per repeat, so that none of the uncached calls hits a cache
+            outputs = [" ".join(word_tokenize(s)[: len(word_tokenize(s)) // 2 + repeat]) for s in chosen]
+            refs = [()] * size
+            start = time.perf_counter()
+            reward.batch(outputs, refs, chosen)
+            uncached.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            reward.batch(outputs, refs, chosen)
+            cached.append(time.perf_counter() - start)
+        rows.append((size, 1000 * float(np.median(uncached)), 1000 * float(np.median(cached))))
+    return rows
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows)]
+
+
+def main() -> int:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    sentences = commongen_sentences(args.data, args.min_words)
+    random.Random(args.seed).shuffle(sentences)
+    if len(sentences) < args.train + args.eval:
+        raise SystemExit(f"only {len(sentences)} CommonGen sentences of >= {args.min_words} words; "
+                         f"--train {args.train} + --eval {args.eval} need more")
+    begin = time.perf_counter()
+    compression = {"ratio": args.ratio}
+    tmp = tempfile.mkdtemp(prefix="scrl_compression_")  # the envs' task files, read again by gym.make(env.spec)
+    files = {}
+    for split, chosen in (("train", sentences[: args.train]), ("eval", sentences[args.train: args.train + args.eval])):
+        files[split] = Path(tmp) / f"commongen_{split}.txt"
+        files[split].write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    env = gym.make("TokenEdit-Compress-v0", task=str(files["train"]), reward="scrl", compression=compression)
+    held_out = gym.make("TokenEdit-Compress-v0", task=str(files["eval"]), reward="scrl", compression=compression)
+    agent = LMPPOAgent(env, model=args.model, num_envs=NUM_ENVS, seed=args.seed, learning_rate=args.lr,
+                       kl_coef=args.kl_coef, ent_coef=args.ent_coef, n_epochs=2)
+    model_name = args.model or "tiny offline BERT"
+    sources = [e.prompt for e in held_out.unwrapped.examples]
+    rows = [scored("source (no edit)", held_out, sources, [1.0] * len(sources))]
+    before = scored(f"{model_name} policy before training (greedy)", held_out, *greedy_outputs(agent, held_out))
+    print(f"untrained policy: mean reward {np.mean([v for v, _ in before.scores]):.3f}", flush=True)
+
+    start = time.perf_counter()
+    agent.learn(args.steps)
+    seconds = time.perf_counter() - start
+    after = scored(f"{model_name} policy after PPO ({agent.num_timesteps:,} steps, lr {args.lr:g}, greedy)", held_out,
+                   *greedy_outputs(agent, held_out))
+    after.seconds, after.steps_per_second = seconds, agent.num_timesteps / seconds
+    print(f"PPO {seconds:.0f}s: mean reward {np.mean([v for v, _ in after.scores]):.3f}", flush=True)
+    baseline = scored("random deletion to the trained policy's ratio (seeded)", held_out,
+                      *random_deletion(held_out, after.ratios, args.seed))
+    rows += [baseline, before, after]
+
+    builtin = gym.make("TokenEdit-Compress-v0", split="test", reward="scrl", compression=compression)
+    examples = builtin.unwrapped.examples
+    outputs, ratios = greedy_outputs(agent, builtin)
+    builtin_rows = [[name, f"{np.mean(r):.3f}", f"{np.mean([token_f1(o, e.references) for o, e in zip(outs, examples)]):.3f}",
+                     f"{np.mean([rougeL(o, e.references) for o, e in zip(outs, examples)]):.3f}"]
+                    for name, outs, r in (("source (no edit)", [e.prompt for e in examples], [1.0]),
+                                          ("trained policy (greedy)", outputs, ratios))]
+    builtin_rows += [[f"*{name}*", "", f"*{f1:.3f}*", ""] for name, f1 in ANCHORS]
+    cost = reward_cost(held_out, sources)
+    total = time.perf_counter() - begin
+
+    lines = [f"# SCRL compression of real sentences: CommonGen, target ratio {args.ratio:g}", "",
+             f"Sources: CommonGen's human sentences (train.jsonl references) of >= {args.min_words} words, deduplicated: "
+             f"{args.train} to train on, {args.eval} held out (all rows score these). Reward: `reward=\"scrl\"` "
+             "(SmolLM2-135M fluency relative to the source, MiniLM similarity to the source, a gaussian compression "
+             f"term of width ratio/4; equal thirds). Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, no warm start, "
+             f"kl_coef {args.kl_coef:g}, seed {args.seed}; {args.threads} torch threads; the whole run took "
+             f"{total / 60:.1f} min.", ""]
+    lines += markdown_table(["row", "ratio (vs target)", "fluency", "similarity", "compression", "reward",
+                             "train time (s)", "env steps/s"], [[row.name, *row.cells(args.ratio)] for row in rows])
+    lines += ["", f"The trained policy on the built-in `compress` task's test split ({len(examples)} synthetic sentences "
+              "with reference compressions, never trained on). The published anchors are on the Google "
+              "sentence-compression test set, **a different dataset**:", ""]
+    lines += markdown_table(["row", "ratio", "token F1", "ROUGE-L"], builtin_rows)
+    lines += ["", "Cost of one `env.unwrapped.reward.batch` call (scrl reward, median of 3):", ""]
+    lines += markdown_table(["outputs", "uncached (ms)", "cached (ms)"], [[str(n), f"{u:.1f}", f"{c:.2f}"] for n, u, c in cost])
+    lines += ["", f"Samples (held-out sentences; source → trained policy):", ""]
+    lines += [f"{i + 1}. {source}  \n   → {output}" for i, (source, output) in enumerate(zip(sources, after.outputs))
+              if i < args.samples]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
