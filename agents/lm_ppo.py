@@ -389,6 +389,9 @@ class LMPPOAgent(Agent):
         batch_size = check_range("batch_size", batch_size, 1, integer=True)
         learning_rate = check_range("learning_rate", learning_rate, 0, low_open=True)
         head_learning_rate = check_range("head_learning_rate", head_learning_rate, 0, low_open=True)
+        if not has_references(self.env):
+            raise ValueError(f"task {self.env.unwrapped.task.name!r} has no references, so there is nothing to warm-start "
+                             "on; train by PPO alone on a reference-free reward (the CLI's warm_start_epochs 0)")
         targets = [(index, actions) for index in range(len(self.env.unwrapped.examples))
                    for actions in self.view.demonstration(self.env, index)]
         if not targets:
@@ -537,6 +540,12 @@ class LMPPOAgent(Agent):
 
 
 CHECKPOINT_FORMAT = 2  # 1: the TokenGen-only layout (policy, value_head, reference as plain LMs)
+
+
+def has_references(env: gym.Env) -> bool:
+    """Whether ``env``'s task has references (or gold tags) to warm-start on; a task of
+    sentences without references has none."""
+    return any(getattr(example, "references", True) for example in env.unwrapped.examples)
 
 
 def copy_env(env: gym.Env) -> gym.Env:

@@ -194,6 +194,7 @@ def lm_ppo_kwargs(env: gym.Env, agent_kwargs: dict) -> tuple[dict, dict | None]:
 
     from agents import LMPPOAgent
     from agents.base import check_range
+    from agents.lm_ppo import has_references
     from textgym.envs import TokenGenEnv
     from textgym.models import MINILM_NAMES, SMOLLM2_NAMES
 
@@ -217,7 +218,8 @@ def lm_ppo_kwargs(env: gym.Env, agent_kwargs: dict) -> tuple[dict, dict | None]:
                              "LM needs the env made with the LM's tokenizer as vocab, which textgym train does not do; "
                              "give model null (a tiny GPT-2 over the env's vocabulary), or use the Python API "
                              "(agents.lm.load_causal_lm, then the env with vocab=...)")
-    epochs = kwargs.pop("warm_start_epochs", MLE_EPOCHS if token_gen else WARM_START_EPOCHS)
+    # a reference-free task (sentences to compress, say) has nothing to warm-start on
+    epochs = kwargs.pop("warm_start_epochs", (MLE_EPOCHS if token_gen else WARM_START_EPOCHS) if has_references(env) else 0)
     warm_start = {"epochs": check_range("warm_start_epochs", epochs, 0, integer=True)}
     for name, low in (("batch_size", 1), ("learning_rate", 0), ("head_learning_rate", 0)):
         if f"warm_start_{name}" in kwargs:

