@@ -36,8 +36,8 @@ def test_throughput_benchmark_prints_a_row_per_env_and_vector_mode():
                              "--repeats", "1", "--num-envs", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "steps/s" not in line]
-    assert len(rows) == 1 + 9 + 2 * 3
-    assert sum("native vector x 4" in row for row in rows) == 3
+    assert len(rows) == 1 + 9 + 2 * 5
+    assert sum("native vector x 4" in row for row in rows) == 5
 
 
 @pytest.mark.skipif(not WNUT_DEV.is_file(), reason="../shared/data/wnut17 is absent")
