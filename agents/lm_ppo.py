@@ -473,7 +473,8 @@ class LMPPOAgent(Agent):
                 self.policy.tokenizer.save_pretrained(tmp / "tokenizer")
             meta = {"agent": type(self).__name__, "format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(self.config),
                     "seed": self.seed, "num_timesteps": self.num_timesteps, "kl_coef": self.kl_coef,
-                    "spaces": space_signature(self.env), "causal_lm_head": self.view.needs_lm_head,
+                    "spaces": space_signature(self.env), "view": type(self.view).__name__,
+                    "causal_lm_head": self.view.needs_lm_head,
                     "model_config": self.policy.trunk.config.to_dict(),
                     "reference_config": self.reference.trunk.config.to_dict(), "sha256": digests}
             (tmp / "agent.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
@@ -527,6 +528,9 @@ class LMPPOAgent(Agent):
         model = _model_from_config(meta["model_config"], lm_head)
         ref_model = _model_from_config(meta["reference_config"], lm_head) if lm_head else None
         agent = cls(env, model=model, tokenizer=tokenizer, ref_model=ref_model, seed=meta["seed"], **meta["config"])
+        view = type(agent.view).__name__
+        if meta.get("view", view) != view:
+            raise ValueError(f"{path} holds a policy with a {meta['view']}, and this env takes a {view}")
         digests = meta["sha256"]
         for name, module in agent._modules().items():
             weights = path / f"{name}.safetensors"
@@ -534,7 +538,11 @@ class LMPPOAgent(Agent):
                 raise FileNotFoundError(f"checkpoint {path} is incomplete: {weights.name} is missing")
             if digests.get(weights.name) != file_sha256(weights):
                 raise ValueError(f"checkpoint {path} is corrupted (digest mismatch in {weights.name})")
-            load_model(module, str(weights), device=str(agent.device if name != "reference" else agent.ref_device))
+            try:
+                load_model(module, str(weights), device=str(agent.device if name != "reference" else agent.ref_device))
+            except RuntimeError as error:  # shapes that do not fit, e.g. a checkpoint of an older view
+                first = str(error).strip().splitlines()[-1].strip()
+                raise ValueError(f"checkpoint {path}: {weights.name} does not fit this agent's {name} ({first})") from None
         agent.num_timesteps, agent.kl_coef = meta["num_timesteps"], meta["kl_coef"]
         return agent
 

@@ -50,7 +50,7 @@ import textgym  # noqa: F401
 from agents import LMPPOAgent
 from agents.env_batch import EnvBatch
 from agents.lm_rollout import Sampler, collect
-from agents.text_views.token_edit import TokenEditView
+from agents.text_views import text_view
 from textgym.envs.token_edit import DELETE, KEEP
 from textgym.rewards.metrics import rougeL
 from textgym.vocab import word_tokenize
@@ -134,7 +134,7 @@ def greedy_outputs(agent: LMPPOAgent, env: gym.Env) -> tuple[list[str], list[flo
     (kept tokens / source tokens), a batch of env copies at a time. ``env`` may be another
     task than the agent's: a view of it is built on the agent's policy (compress mode's heads
     do not depend on the vocabulary)."""
-    view = agent.view if env is agent.env else TokenEditView(env, agent.policy.tokenizer, agent.view.causal)
+    view = agent.view if env is agent.env else text_view(env, agent.policy.tokenizer, agent.view.causal)
     n = len(env.unwrapped.examples)
     # gym.make again rather than deepcopy: the copies then share the reward's LMs (cached per process)
     envs = [gym.make(env.spec) for _ in range(min(EVAL_BATCH, n))]

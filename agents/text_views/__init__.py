@@ -9,15 +9,15 @@ import gymnasium as gym
 
 from agents.text_views.base import TextView
 from agents.text_views.ner_tag import NERTagView
-from agents.text_views.token_edit import TokenEditView
+from agents.text_views.token_edit import CompressView, TokenEditView
 from agents.text_views.token_gen import TokenGenView
 
-__all__ = ["NERTagView", "TextView", "TokenEditView", "TokenGenView", "text_view", "view_class"]
+__all__ = ["CompressView", "NERTagView", "TextView", "TokenEditView", "TokenGenView", "text_view", "view_class"]
 
 
 def view_class(env: gym.Env) -> type[TextView]:
-    """The view class of ``env`` (TokenGen, NERTag or TokenEdit, wrapped or not); a
-    ValueError names any other env."""
+    """The view class of ``env`` (TokenGen, NERTag or TokenEdit, wrapped or not; TokenEdit in
+    compress mode has its own); a ValueError names any other env."""
     from textgym.envs.ner_tag import NERTagEnv
     from textgym.envs.token_edit import TokenEditEnv
     from textgym.envs.token_gen import TokenGenEnv
@@ -25,7 +25,7 @@ def view_class(env: gym.Env) -> type[TextView]:
     views = {TokenGenEnv: TokenGenView, NERTagEnv: NERTagView, TokenEditEnv: TokenEditView}
     for env_class, view in views.items():
         if isinstance(env.unwrapped, env_class):
-            return view
+            return CompressView if view is TokenEditView and env.unwrapped.mode == "compress" else view
     raise ValueError(f"LM policies run on TokenGen, NERTag and TokenEdit envs, not {type(env.unwrapped).__name__}")
 
 

@@ -1,6 +1,7 @@
-"""TokenEdit's text view: the model reads the source and the current text through its own
-tokenizer, and heads at the cursor score keep, delete, stop and the replace / insert
-candidates."""
+"""TokenEdit's text views: the model reads the text through its own tokenizer, and heads at
+the cursor score the actions. In edit mode it reads the source and the current text and
+scores keep, delete, stop and the replace / insert candidates; in compress mode it reads
+the source once per episode and scores keep, delete and stop."""
 
 from __future__ import annotations
 
@@ -144,3 +145,72 @@ class TokenEditView(TextView):
             except ValueError:  # compress mode and a reference that is not a subsequence, say
                 continue
         return demonstrations
+
+
+COMPRESSION_FEATURES = 5  # see CompressView.features
+
+
+class CompressView(TokenEditView):
+    """Compress mode (keep, delete, stop), SCRL's keep/delete labelling made sequential: the
+    model reads ``[CLS] source [SEP]`` once per episode (a causal model reads ``source [SEP]
+    source`` and h comes from the second copy, so that it has seen the whole sentence), and
+    ``Linear([h ; f])`` scores the actions, h being the hidden state of the source word under
+    the cursor (the final separator at the end) and f the edits so far (:meth:`features`).
+    Deletes leave the encoding valid: the current text is the source minus the deleted words,
+    and the cursor's word in the source is ``cursor + deletes``."""
+
+    def heads(self, trunk: nn.Module) -> nn.ModuleDict:
+        self.pieces.fit(trunk)
+        self.feature_size = trunk.config.hidden_size + COMPRESSION_FEATURES
+        return nn.ModuleDict({"ops": nn.Linear(self.feature_size, self.n_fixed)})
+
+    @staticmethod
+    def position(reading: EditingReading) -> int:
+        """The index in the source of the word under the cursor (its length at the end slot)."""
+        return reading.cursor + len(reading.source) - len(reading.current)
+
+    @classmethod
+    def features(cls, reading: EditingReading) -> list[float]:
+        """The kept fraction of the words passed (1 before the first), the fraction of the
+        source passed, the deleted fraction of the source, whether the word before the cursor
+        was kept (its word and the source's agree), and whether the cursor is on the first word:
+        what a length target needs, which the source's encoding cannot show."""
+        n, position, cursor = len(reading.source), cls.position(reading), reading.cursor
+        last_kept = cursor > 0 and reading.current[cursor - 1] == reading.source[position - 1]
+        return [cursor / position if position else 1.0, position / max(n, 1), (position - cursor) / max(n, 1),
+                float(last_kept), float(position == 0)]
+
+    def _encode_sources(self, trunk, sources: Sequence[tuple[str, ...]], device) -> tuple[torch.Tensor, list[list[int]]]:
+        framed = [self.pieces.frame([source, source] if self.causal else [source]) for source in sources]
+        hidden = encode(trunk, [ids for ids, _ in framed], self.pieces.pad_id, device)
+        return hidden, [segments[-1] for _, segments in framed]
+
+    def _scores_and_values(self, policy, h: torch.Tensor, readings: Sequence[EditingReading], shape: tuple,
+                           values: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        f = torch.tensor([self.features(r) for r in readings], device=h.device).reshape(*shape, COMPRESSION_FEATURES)
+        x = torch.cat([h, f.to(h.dtype)], -1)
+        return policy.heads["ops"](x).float(), policy.value_head(x).squeeze(-1).float() if values else None
+
+    def start(self, policy, readings: Sequence[EditingReading]) -> EditingState:
+        sources = [r.source for r in readings]
+        hidden, columns = self._encode_sources(policy.trunk, sources, policy.device)
+        return EditingState(sources, list(hidden), columns, None)
+
+    def continues(self, state: EditingState, reading: EditingReading) -> bool:
+        return state.texts[0] == reading.source
+
+    def logits(self, policy, state: EditingState, readings: Sequence[EditingReading]) -> torch.Tensor:
+        h = torch.stack([state.hidden[row][state.cursor_columns[row][min(self.position(r), len(r.source))]]
+                         for row, r in enumerate(readings)])
+        return self._scores_and_values(policy, h, readings, (len(readings),), values=False)[0]
+
+    def replay(self, policy, episodes, actions, valid, values=True):
+        pairs, width = step_pairs(episodes), actions.shape[1]
+        hidden, columns = self._encode_sources(policy.trunk, [steps[0].source for steps in episodes], policy.device)
+        cols = torch.zeros((len(episodes), width), dtype=torch.long)
+        readings = [episodes[0][0]] * (len(episodes) * width)  # padding steps read the first step; they are masked
+        for b, t in pairs:
+            reading = readings[b * width + t] = episodes[b][t]
+            cols[b, t] = columns[b][min(self.position(reading), len(reading.source))]
+        h = hidden.gather(1, cols.to(hidden.device)[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self._scores_and_values(policy, h, readings, (len(episodes), width), values)
