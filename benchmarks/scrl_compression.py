@@ -45,6 +45,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from report import markdown_table, write_report
 
 import textgym  # noqa: F401
 from agents import LMPPOAgent
@@ -201,10 +202,6 @@ def reward_cost(env: gym.Env, sentences: Sequence[str], repeats: int = 3) -> lis
     return rows
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows)]
-
-
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -271,12 +268,7 @@ def main() -> int:
     lines += ["", "Samples (held-out sentences; source → trained policy):", ""]
     lines += [f"{i + 1}. {source}  \n   → {output}" for i, (source, output) in enumerate(zip(sources, after.outputs))
               if i < args.samples]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
+    write_report(lines, args.out)
     return 0
 
 

