@@ -118,6 +118,17 @@ def _rouge_scorer(rouge_type: str):
     return RougeScorer([rouge_type])
 
 
+def lcs_masks(reference: Sequence[str]) -> dict[str, int]:
+    """Token -> bit mask of its positions in ``reference``, for bit-parallel LCS
+    (Allison-Dix / Hyyro): with ``V`` all ones over ``len(reference)`` bits, each
+    hypothesis token does ``U = V & masks[token]; V = ((V + U) | (V - U)) & full``, and the
+    LCS length is ``len(reference) - V.bit_count()``."""
+    masks: dict[str, int] = {}
+    for j, token in enumerate(reference):
+        masks[token] = masks.get(token, 0) | 1 << j
+    return masks
+
+
 def _rouge(rouge_type: str) -> Metric:
     def rouge(prediction: str, references: Sequence[str], source: str = "") -> float:
         scorer = _rouge_scorer(rouge_type)
