@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from textgym.envs.token_edit import DELETE, KEEP, STOP, TokenEditEnv
+from textgym.envs.token_edit import DELETE, KEEP, STOP, TokenEditEnv, end_metrics
 from textgym.envs.vector_base import TextVectorEnv
-from textgym.rewards import rouge1, rouge2, rougeL
 from textgym.rewards.incremental import IncrementalReward
 
 
@@ -180,16 +179,12 @@ class TokenEditVectorEnv(TextVectorEnv):
 
     def _set_end_metrics(self, infos: dict[str, Any], rows: np.ndarray, metrics: list[dict[str, float]]) -> None:
         """``info["metrics"]`` of ended sub-envs, as ``TokenEditEnv._end_metrics``."""
-        examples, rows_metrics = self.env.examples, []
-        for i, reward_metrics in zip(rows.tolist(), metrics):
-            e = int(self._example[i])
-            row_metrics = dict(reward_metrics)
-            for name, metric in (("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL)):
-                if name not in row_metrics and examples[e].references:
-                    row_metrics[name] = metric(self._texts[i], examples[e].references, examples[e].prompt)
-            row_metrics["compression_ratio"] = int(self._length[i]) / max(1, len(self._sources[e]))
-            row_metrics["edits_used"] = float(self._edits[i])
-            rows_metrics.append(row_metrics)
+        examples = self.env.examples
+        rows_metrics = [
+            end_metrics(reward_metrics, self._texts[i], examples[e].references, n, len(self._sources[e]), edits)
+            for i, e, n, edits, reward_metrics in zip(rows.tolist(), self._example[rows].tolist(),
+                                                      self._length[rows].tolist(), self._edits[rows].tolist(), metrics)
+        ]
         self._set_metrics(infos, rows, rows_metrics)
 
     # -- arrays ----------------------------------------------------------------------------

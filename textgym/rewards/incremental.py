@@ -30,12 +30,12 @@ from textgym.rewards.metrics import (
     _MAX_ORDER,
     _bleu_reference_stats,
     _reference_tokens,
-    _rouge_scorer,
     bleu,
     bleu_from_counts,
     lcs_masks,
     rouge1,
     rouge2,
+    rouge_tokens,
     rougeL,
     token_f1,
 )
@@ -48,11 +48,6 @@ if TYPE_CHECKING:  # reward.py imports this module
 @lru_cache(maxsize=65536)
 def _tokens_13a(word: str) -> tuple[str, ...]:
     return tuple(word_tokenize(word))
-
-
-@lru_cache(maxsize=65536)
-def _tokens_rouge(word: str) -> tuple[str, ...]:
-    return tuple(_rouge_scorer("rouge1")._tokenizer.tokenize(word))
 
 
 class IncrementalScore:
@@ -155,16 +150,16 @@ class IncrementalBleu(_NgramCounts):
 class IncrementalRougeN(_NgramCounts):
     """ROUGE-n F-measure (rouge-score, no stemming), best over the references."""
 
-    tokenize = staticmethod(_tokens_rouge)
+    tokenize = staticmethod(rouge_tokens)
 
     def __init__(self, references: Sequence[str], n: int):
         self.n = n
         targets = []
         for reference in references:
-            tokens = _tokens_rouge(reference)  # rouge-score's tokenizer works on whole texts too
+            tokens = rouge_tokens(reference)  # rouge-score's tokenizer works on whole texts too
             targets.append(Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
         self.target_sizes = [sum(t.values()) for t in targets]
-        self.empty_reference = any(not _tokens_rouge(reference) for reference in references)
+        self.empty_reference = any(not rouge_tokens(reference) for reference in references)
         super().__init__(targets, n)
 
     @property
@@ -203,11 +198,11 @@ class IncrementalRougeL(IncrementalScore):
     hypothesis token, so appending costs a few int operations per reference and an edit
     recomputes only the states after it."""
 
-    tokenize = staticmethod(_tokens_rouge)
+    tokenize = staticmethod(rouge_tokens)
 
     def __init__(self, references: Sequence[str]):
         super().__init__()
-        self.references = [_tokens_rouge(r) for r in references]
+        self.references = [rouge_tokens(r) for r in references]
         self._masks = [lcs_masks(r) for r in self.references]
         self._full = [(1 << len(r)) - 1 for r in self.references]
         # states[k][t]: reference k's LCS bit vector after the first t hypothesis tokens
