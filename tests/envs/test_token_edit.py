@@ -355,6 +355,22 @@ def test_out_of_space_action_raises_through_gym_make():
         env.step(3)
 
 
+@pytest.mark.parametrize("action", [1, np.int32(1), np.uint8(1), np.array(1), np.array(1, dtype=np.int16)])
+def test_integer_actions_in_every_form_that_discrete_contains_takes(action):
+    env = make(task=[{"source": "a b", "target": "b"}], mode="compress")
+    env.reset(seed=0)
+    env.step(action)  # delete "a"
+    assert env.tokens == [env.vocab.token_to_id("b")]
+
+
+@pytest.mark.parametrize("action", [True, np.True_, np.array(True), 1.0, np.array([1]), "1", None, -1, 3, 2**70])
+def test_non_actions_are_invalid(action):
+    env = make(mode="compress")
+    env.reset(seed=0)
+    with pytest.raises(InvalidAction, match="is not in the action space Discrete\\(3\\): valid actions are integers 0..2"):
+        env.step(action)
+
+
 def test_tokenizer_vocabulary_with_candidates(tokenizer_dir):
     rows = [{"source": "hello hello there .", "target": "hello there ."}]
     env = TokenEditEnv(task=rows, vocab=str(tokenizer_dir), candidate_tokens=["hi", "bye"])

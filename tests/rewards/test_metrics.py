@@ -4,6 +4,7 @@ import pytest
 import sacrebleu
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rouge_score.rouge_scorer import RougeScorer
 
 from textgym.rewards import (
     METRICS,
@@ -13,6 +14,7 @@ from textgym.rewards import (
     exact_match,
     rouge1,
     rouge2,
+    rouge_scores,
     rougeL,
     ter,
     token_accuracy,
@@ -54,6 +56,29 @@ def test_rouge_f_measures_best_over_references():
     assert rouge2("the cat", REFS) == pytest.approx(2 * (1 * 1 / 5) / (1 + 1 / 5))
     assert rougeL("a cat sat on a mat", REFS) == pytest.approx(1.0)
     assert rouge1("", REFS) == 0.0
+
+
+ROUGE_WORDS = ["the", "cat", "Cat", "sat", "a", "mat", ".", "on", "x-y", "3.5", "don't", "!"]
+rouge_texts = st.lists(st.sampled_from(ROUGE_WORDS), max_size=12).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prediction=rouge_texts, references=st.lists(rouge_texts, min_size=1, max_size=3))
+def test_rouge_equals_rouge_score(prediction, references):
+    scores = rouge_scores(prediction, references)
+    expected = RougeScorer(["rouge1", "rouge2", "rougeL"]).score_multi(references, prediction)
+    tokens = RougeScorer(["rouge1"])._tokenizer.tokenize
+    for name, metric in (("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL)):
+        value = expected[name].fmeasure
+        if not tokens(prediction):  # an empty prediction matches an empty reference
+            value = float(any(not tokens(r) for r in references))
+        assert scores[name] == metric(prediction, references) == value  # the same float operations
+
+
+def test_rouge_scores_of_chosen_types():
+    assert rouge_scores("the cat", REFS, ("rouge1", "rouge3")) == {"rouge1": rouge1("the cat", REFS), "rouge3": 0.0}
+    with pytest.raises(ValueError, match="unknown ROUGE type 'rougeX'; valid: 'rougeL' or 'rouge<n>' with n >= 1"):
+        rouge_scores("the cat", REFS, ("rougeX",))
 
 
 def test_token_metrics():

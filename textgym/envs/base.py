@@ -133,13 +133,18 @@ class TextEnv(gym.Env):
             raise ResetNeeded("Cannot call step() before reset(): call env.reset() first.")
         if self._episode_over:
             raise ResetNeeded("The episode has ended (terminated or truncated): call env.reset() before step().")
-        # Discrete.contains takes True as 1; a bool is not an action
-        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
+        # what Discrete(n).contains accepts (ints, numpy integers, 0-d integer arrays, in
+        # range) but bools, checked inline: contains costs ~10 µs, a tenth of a TokenEdit step
+        if isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer):
+            value = action.item()
+        else:
+            value = action
+        if not (is_int(value) and 0 <= value < self.action_space.n):
             raise InvalidAction(
                 f"action {_plain(action)!r} is not in the action space {self.action_space}: "
                 f"valid actions are integers 0..{self.action_space.n - 1}"
             )
-        return int(action)
+        return int(value)
 
     def _checked_reset(self, seed: Any, options: Any) -> dict:
         """Check ``reset``'s arguments and seed ``self.np_random``; returns the options."""

@@ -12,8 +12,9 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
-from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge1, rouge2, rougeL, scrl_reward
+from textgym.rewards import CompressionScore, EpisodeReward, Reward, make_reward, rouge_scores, scrl_reward
 from textgym.rewards.incremental import IncrementalReward
+from textgym.rewards.metrics import ROUGE_TYPES
 from textgym.tasks import load_task
 from textgym.vocab import WordVocabulary, resolve_vocabulary
 
@@ -367,13 +368,8 @@ class TokenEditEnv(TextEnv):
         self.text = self.vocab.decode(self.tokens)
 
     def _end_metrics(self) -> dict[str, float]:
-        metrics = dict(self._episode_reward.metrics)
-        for name, metric in (("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL)):
-            if name not in metrics and self.example.references:  # the reward may have scored it already
-                metrics[name] = metric(self.text, self.example.references, self.example.prompt)
-        metrics["compression_ratio"] = len(self.tokens) / max(1, len(self.source_token_ids))
-        metrics["edits_used"] = float(self.edits_used)
-        return metrics
+        return end_metrics(self._episode_reward.metrics, self.text, self.example.references, len(self.tokens),
+                           len(self.source_token_ids), self.edits_used)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
@@ -392,6 +388,19 @@ class TokenEditEnv(TextEnv):
         current = " ".join(part for part in (before, "▌" + after) if part)
         return (f"source:  {self.example.prompt}\ncurrent: {current}"
                 f"\n(cursor {self.cursor}/{len(self.tokens)}, edits {self.edits_used}{budget}, step {self.steps})")
+
+
+def end_metrics(reward_metrics: dict[str, float], text: str, references: Sequence[str], n_tokens: int,
+                n_source_tokens: int, edits_used: int) -> dict[str, float]:
+    """An episode's ``info["metrics"]``: the reward's metrics, the ROUGE F-measures it did
+    not score (one scorer call, for examples with references), compression ratio and edits."""
+    metrics = dict(reward_metrics)
+    missing = [name for name in ROUGE_TYPES if name not in metrics]
+    if missing and references:
+        metrics.update(rouge_scores(text, references, missing))
+    metrics["compression_ratio"] = n_tokens / max(1, n_source_tokens)
+    metrics["edits_used"] = float(edits_used)
+    return metrics
 
 
 COMPRESSION_KEYS = ("ratio", "length", "shape", "width", "weight")

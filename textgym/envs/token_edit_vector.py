@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from textgym.envs.token_edit import DELETE, KEEP, STOP, TokenEditEnv
+from textgym.envs.token_edit import DELETE, KEEP, STOP, TokenEditEnv, end_metrics
 from textgym.envs.vector_base import TextVectorEnv
-from textgym.rewards import rouge1, rouge2, rougeL
 from textgym.rewards.incremental import IncrementalReward
 
 
@@ -46,6 +45,9 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._source_texts: dict[int, str] = {}  # each source's decoded text, decoded once
         self._candidates, self._candidate_slot = env.candidates, env._candidate_slot
         self._replace, self._insert = env._replace, env._insert
+        # the token each action writes: its candidate for replace and insert, else -1
+        self._action_token = np.full(env.action_space.n, -1, dtype=np.int64)
+        self._action_token[self._replace] = self._action_token[self._insert] = self._candidates
 
         self._example = np.zeros(num_envs, dtype=np.int64)
         self._tokens: list[list[int]] = [[] for _ in range(num_envs)]
@@ -102,8 +104,7 @@ class TokenEditVectorEnv(TextVectorEnv):
         keep = legal & (actions == KEEP)
         self._cursor[rows[keep]] += 1
         changed = legal & (actions != KEEP) & (actions != STOP)
-        for i, action in zip(rows[changed].tolist(), actions[changed].tolist()):
-            self._edit(i, action)
+        self._edit(rows[changed], actions[changed])
         self._update_masks(rows)
 
         length = self._length[rows]
@@ -116,38 +117,45 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._score(rows, done, changed | done | (self._steps[rows] == 1), rewards, infos)
         self._set_info(infos, "text", rows, self._texts[rows])
 
-    def _edit(self, i: int, action: int) -> None:
-        """Apply a delete, replace or insert at sub-env i's cursor, as ``TokenEditEnv._edit``."""
-        tokens, c, n = self._tokens[i], int(self._cursor[i]), int(self._length[i])
-        scorer = self._scorers[i] if self._scorers is not None else None
-        ids = self._current_ids[i]
-        if action == DELETE:
-            del tokens[c]
-            if scorer is not None:
-                scorer.delete(c)
-            ids[c : n - 1] = ids[c + 1 : n]
-            ids[n - 1] = self.vocab.pad_id
-            self._current_mask[i, n - 1] = 0
-            self._length[i] = n - 1
-        elif action < self._insert.start:
-            token = int(self._candidates[action - self._replace.start])
-            tokens[c] = token
-            if scorer is not None:
-                scorer.replace(c, self._words[token])
-            ids[c] = token
-            self._cursor[i] = c + 1
-        else:
-            token = int(self._candidates[action - self._insert.start])
-            tokens.insert(c, token)
-            if scorer is not None:
-                scorer.insert(c, self._words[token])
-            ids[c + 1 : n + 1] = ids[c:n].copy()
-            ids[c] = token
-            self._current_mask[i, n] = 1
-            self._length[i] = n + 1
-            self._cursor[i] = c + 1
-        self._edits[i] += 1
-        self._texts[i] = self.vocab.decode(tokens)
+    def _edit(self, rows: np.ndarray, actions: np.ndarray) -> None:
+        """Apply each row's delete, replace or insert at its cursor, as ``TokenEditEnv._edit``:
+        to the id arrays of all rows at once, then to each row's token list, scorer and text."""
+        if not rows.size:
+            return
+        cursor = self._cursor[rows]
+        written = self._action_token[actions]  # -1 for a delete
+        delete, insert = actions == DELETE, actions >= self._insert.start
+        # the ids from the cursor on move one left (delete) or right (insert); past the text
+        # they are pad, and a pad column past the end feeds a delete's last position
+        positions = np.arange(self.max_length)
+        shift = delete.astype(np.int64) - insert
+        source = positions + shift[:, None] * (positions >= cursor[:, None])
+        padded = np.concatenate([self._current_ids[rows], np.full((rows.size, 1), self.vocab.pad_id)], axis=1)
+        ids = np.take_along_axis(padded, np.maximum(source, 0), axis=1)
+        writes = ~delete
+        ids[np.flatnonzero(writes), cursor[writes]] = written[writes]
+        self._current_ids[rows] = ids
+        length = self._length[rows] - shift
+        self._length[rows] = length
+        self._current_mask[rows] = positions < length[:, None]
+        self._cursor[rows] = cursor + writes
+        self._edits[rows] += 1
+        for i, c, token, inserts in zip(rows.tolist(), cursor.tolist(), written.tolist(), insert.tolist()):
+            tokens = self._tokens[i]
+            scorer = self._scorers[i] if self._scorers is not None else None
+            if token < 0:
+                del tokens[c]
+                if scorer is not None:
+                    scorer.delete(c)
+            elif inserts:
+                tokens.insert(c, token)
+                if scorer is not None:
+                    scorer.insert(c, self._words[token])
+            else:
+                tokens[c] = token
+                if scorer is not None:
+                    scorer.replace(c, self._words[token])
+            self._texts[i] = self.vocab.decode(tokens)
 
     def _score(self, rows: np.ndarray, done: np.ndarray, scored: np.ndarray, rewards: np.ndarray,
                infos: dict[str, Any]) -> None:
@@ -180,16 +188,12 @@ class TokenEditVectorEnv(TextVectorEnv):
 
     def _set_end_metrics(self, infos: dict[str, Any], rows: np.ndarray, metrics: list[dict[str, float]]) -> None:
         """``info["metrics"]`` of ended sub-envs, as ``TokenEditEnv._end_metrics``."""
-        examples, rows_metrics = self.env.examples, []
-        for i, reward_metrics in zip(rows.tolist(), metrics):
-            e = int(self._example[i])
-            row_metrics = dict(reward_metrics)
-            for name, metric in (("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL)):
-                if name not in row_metrics and examples[e].references:
-                    row_metrics[name] = metric(self._texts[i], examples[e].references, examples[e].prompt)
-            row_metrics["compression_ratio"] = int(self._length[i]) / max(1, len(self._sources[e]))
-            row_metrics["edits_used"] = float(self._edits[i])
-            rows_metrics.append(row_metrics)
+        examples = self.env.examples
+        rows_metrics = [
+            end_metrics(reward_metrics, self._texts[i], examples[e].references, n, len(self._sources[e]), edits)
+            for i, e, n, edits, reward_metrics in zip(rows.tolist(), self._example[rows].tolist(),
+                                                      self._length[rows].tolist(), self._edits[rows].tolist(), metrics)
+        ]
         self._set_metrics(infos, rows, rows_metrics)
 
     # -- arrays ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from textgym.rewards.metrics import (
     exact_match,
     rouge1,
     rouge2,
+    rouge_scores,
     rougeL,
     ter,
     token_accuracy,
@@ -33,5 +34,5 @@ __all__ = [
     "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "LMFluency", "LMScorer", "Length",
     "Metric", "Perplexity", "Reward", "SentenceEncoder", "SentenceSimilarity",
     "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "needs_references", "rouge1", "rouge2", "rougeL",
-    "scrl_reward", "ter", "token_accuracy", "token_f1",
+    "rouge_scores", "scrl_reward", "ter", "token_accuracy", "token_f1",
 ]

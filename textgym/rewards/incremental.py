@@ -6,8 +6,9 @@ The text is the space-join of whitespace-free words (what a word vocabulary deco
 The metrics' tokenizers (sacreBLEU 13a, rouge-score's) split each word independently of
 its neighbours, so a word's metric tokens are computed once and spliced in. Each scorer
 keeps the hypothesis n-gram counts and the clipped matches per reference; an edit touches
-only the n-grams that overlap it (O(1) per word for n-gram metrics, O(|ref|) per appended
-word for ROUGE-L, O(|ref| * words after the edit) for a ROUGE-L edit inside the text).
+only the n-grams that overlap it (O(1) per word for n-gram metrics). ROUGE-L keeps a
+bit-parallel LCS state per token: O(1) big-int operations per appended word, O(words after
+the edit) for an edit inside the text.
 Values equal the full recomputation (``textgym.rewards.metrics``) up to float rounding.
 
 :class:`AppendedBleu` follows the BLEU of many texts that only grow (a native vector env's
@@ -29,11 +30,12 @@ from textgym.rewards.metrics import (
     _MAX_ORDER,
     _bleu_reference_stats,
     _reference_tokens,
-    _rouge_scorer,
     bleu,
     bleu_from_counts,
+    lcs_masks,
     rouge1,
     rouge2,
+    rouge_tokens,
     rougeL,
     token_f1,
 )
@@ -46,11 +48,6 @@ if TYPE_CHECKING:  # reward.py imports this module
 @lru_cache(maxsize=65536)
 def _tokens_13a(word: str) -> tuple[str, ...]:
     return tuple(word_tokenize(word))
-
-
-@lru_cache(maxsize=65536)
-def _tokens_rouge(word: str) -> tuple[str, ...]:
-    return tuple(_rouge_scorer("rouge1")._tokenizer.tokenize(word))
 
 
 class IncrementalScore:
@@ -153,16 +150,16 @@ class IncrementalBleu(_NgramCounts):
 class IncrementalRougeN(_NgramCounts):
     """ROUGE-n F-measure (rouge-score, no stemming), best over the references."""
 
-    tokenize = staticmethod(_tokens_rouge)
+    tokenize = staticmethod(rouge_tokens)
 
     def __init__(self, references: Sequence[str], n: int):
         self.n = n
         targets = []
         for reference in references:
-            tokens = _tokens_rouge(reference)  # rouge-score's tokenizer works on whole texts too
+            tokens = rouge_tokens(reference)  # rouge-score's tokenizer works on whole texts too
             targets.append(Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
         self.target_sizes = [sum(t.values()) for t in targets]
-        self.empty_reference = any(not _tokens_rouge(reference) for reference in references)
+        self.empty_reference = any(not rouge_tokens(reference) for reference in references)
         super().__init__(targets, n)
 
     @property
@@ -197,35 +194,39 @@ class IncrementalTokenF1(_NgramCounts):
 
 class IncrementalRougeL(IncrementalScore):
     """ROUGE-L F-measure (rouge-score, no stemming), best over the references. Keeps the
-    LCS table's column after each hypothesis token, so appending costs O(|ref|) and an
-    edit recomputes only the columns after it."""
+    bit-parallel LCS state (:func:`~textgym.rewards.metrics.lcs_masks`) after each
+    hypothesis token, so appending costs a few int operations per reference and an edit
+    recomputes only the states after it."""
 
-    tokenize = staticmethod(_tokens_rouge)
+    tokenize = staticmethod(rouge_tokens)
 
     def __init__(self, references: Sequence[str]):
         super().__init__()
-        self.references = [_tokens_rouge(r) for r in references]
-        self.columns: list[list[list[int]]] = [[[0] * (len(r) + 1)] for r in self.references]
+        self.references = [rouge_tokens(r) for r in references]
+        self._masks = [lcs_masks(r) for r in self.references]
+        self._full = [(1 << len(r)) - 1 for r in self.references]
+        # states[k][t]: reference k's LCS bit vector after the first t hypothesis tokens
+        self.states: list[list[int]] = [[full] for full in self._full]
 
     def _splice(self, start: int, stop: int, new: Sequence[str]) -> None:
-        self.tokens[start:stop] = new
-        for reference, columns in zip(self.references, self.columns):
-            del columns[start + 1 :]
-            for token in self.tokens[start:]:
-                previous = columns[-1]
-                column = [0]
-                for j, ref_token in enumerate(reference):
-                    column.append(previous[j] + 1 if ref_token == token else max(previous[j + 1], column[j]))
-                columns.append(column)
+        tokens = self.tokens
+        tokens[start:stop] = new
+        for masks, full, states in zip(self._masks, self._full, self.states):
+            del states[start + 1 :]
+            v = states[-1]
+            for token in tokens[start:]:
+                u = v & masks.get(token, 0)
+                v = ((v + u) | (v - u)) & full
+                states.append(v)
 
     @property
     def value(self) -> float:
         size, best = len(self.tokens), 0.0
         if not size:  # as metrics.rougeL: an empty prediction matches an empty reference
             return float(any(not reference for reference in self.references))
-        for reference, columns in zip(self.references, self.columns):
+        for reference, states in zip(self.references, self.states):
             if reference:
-                lcs = columns[-1][-1]
+                lcs = len(reference) - states[-1].bit_count()
                 best = max(best, fmeasure(lcs / size, lcs / len(reference)))
         return best
 

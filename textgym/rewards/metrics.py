@@ -25,8 +25,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import cache, lru_cache
+from functools import lru_cache
 from numbers import Integral
+
+from rouge_score.scoring import fmeasure
 
 from textgym.rewards.lm_fluency import LMFluency
 from textgym.rewards.similarity import SentenceSimilarity
@@ -111,20 +113,87 @@ def ter(prediction: str, references: Sequence[str], source: str = "") -> float:
     return 1.0 - min(value, 1.0)
 
 
-@cache
-def _rouge_scorer(rouge_type: str):
-    from rouge_score.rouge_scorer import RougeScorer
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
-    return RougeScorer([rouge_type])
+
+@lru_cache(maxsize=16384)
+def rouge_tokens(text: str) -> tuple[str, ...]:
+    """rouge-score's tokens of ``text`` (its default tokenizer, no stemming), cached: a
+    reward and the end metrics score the same texts, dense rewards the same words."""
+    from rouge_score.tokenize import tokenize  # not rouge_scorer, which imports nltk and scipy
+
+    return tuple(tokenize(text, None))
+
+
+def _rouge_ngrams(tokens: tuple[str, ...], n: int) -> Counter:
+    return Counter(tokens[i : i + n] for i in range(len(tokens) - n + 1))
+
+
+@lru_cache(maxsize=4096)
+def _reference_rouge_ngrams(reference: str, n: int) -> tuple[Counter, int]:
+    """A reference's n-gram counts and their total."""
+    ngrams = _rouge_ngrams(rouge_tokens(reference), n)
+    return ngrams, sum(ngrams.values())
+
+
+@lru_cache(maxsize=4096)
+def lcs_masks(reference: tuple[str, ...]) -> dict[str, int]:
+    """Token -> bit mask of its positions in ``reference``, for bit-parallel LCS
+    (Allison-Dix / Hyyro): with ``V`` all ones over ``len(reference)`` bits, each
+    hypothesis token does ``U = V & masks[token]; V = ((V + U) | (V - U)) & full``, and the
+    LCS length is ``len(reference) - V.bit_count()``. Cached: do not modify it."""
+    masks: dict[str, int] = {}
+    for j, token in enumerate(reference):
+        masks[token] = masks.get(token, 0) | 1 << j
+    return masks
+
+
+def _rouge_n_fmeasure(predicted: Counter, n_predicted: int, reference: str, n: int) -> float:
+    """As rouge-score's ``_score_ngrams``."""
+    target, n_target = _reference_rouge_ngrams(reference, n)
+    overlap = sum(min(count, predicted[ngram]) for ngram, count in target.items())
+    return fmeasure(overlap / max(n_predicted, 1), overlap / max(n_target, 1))
+
+
+def _rouge_l_fmeasure(tokens: tuple[str, ...], reference: tuple[str, ...]) -> float:
+    """As rouge-score's ``_score_lcs``, with a bit-parallel LCS instead of its table."""
+    if not tokens or not reference:
+        return 0.0
+    masks, full = lcs_masks(reference), (1 << len(reference)) - 1
+    v = full
+    for token in tokens:
+        u = v & masks.get(token, 0)
+        v = ((v + u) | (v - u)) & full
+    lcs = len(reference) - v.bit_count()
+    return fmeasure(lcs / len(tokens), lcs / len(reference))
+
+
+def rouge_scores(prediction: str, references: Sequence[str], rouge_types: Sequence[str] = ROUGE_TYPES) -> dict[str, float]:
+    """F-measures of several ROUGE types at once (``rougeL`` and ``rouge<n>``), each equal to
+    that metric's function (:func:`rouge1`, :func:`rouge2`, :func:`rougeL`): rouge-score's
+    ``score_multi`` (no stemming), best over the references; 1.0 for an empty prediction of
+    an empty reference. Tokens and reference n-grams are computed once per text."""
+    tokens = rouge_tokens(prediction)
+    scores = {}
+    for rouge_type in rouge_types:
+        if rouge_type == "rougeL":
+            value = max(_rouge_l_fmeasure(tokens, rouge_tokens(r)) for r in references)
+        elif rouge_type[:5] == "rouge" and rouge_type[5:].isdigit() and int(rouge_type[5:]) > 0:
+            n = int(rouge_type[5:])
+            predicted = _rouge_ngrams(tokens, n)
+            n_predicted = max(0, len(tokens) - n + 1)
+            value = max(_rouge_n_fmeasure(predicted, n_predicted, r, n) for r in references)
+        else:
+            raise ValueError(f"unknown ROUGE type {rouge_type!r}; valid: 'rougeL' or 'rouge<n>' with n >= 1")
+        if value == 0 and not tokens:
+            value = float(any(not rouge_tokens(r) for r in references))
+        scores[rouge_type] = value
+    return scores
 
 
 def _rouge(rouge_type: str) -> Metric:
     def rouge(prediction: str, references: Sequence[str], source: str = "") -> float:
-        scorer = _rouge_scorer(rouge_type)
-        value = scorer.score_multi(list(references), prediction)[rouge_type].fmeasure
-        if value == 0 and not scorer._tokenizer.tokenize(prediction):
-            return float(any(not scorer._tokenizer.tokenize(r) for r in references))
-        return value
+        return rouge_scores(prediction, references, (rouge_type,))[rouge_type]
 
     rouge.__name__ = rouge.__qualname__ = rouge_type
     rouge.__doc__ = (f"{rouge_type} F-measure (rouge-score, no stemming), best over the references; "
