@@ -101,3 +101,21 @@ def test_copies_of_an_env_share_the_reward_models(tiny_scrl):
     assert copied.terms[0][1].scorer is tiny_scrl.terms[0][1].scorer  # one LM, not one per rollout env
     assert copied.terms[1][1].encoder is tiny_scrl.terms[1][1].encoder
     assert copied.terms[2][1] is not tiny_scrl.terms[2][1]
+
+
+def test_the_reward_source_is_the_decoded_source_that_no_edit_reproduces(tmp_path):
+    path = tmp_path / "punctuated.txt"
+    path.write_text("Paris is big.\nIt rains, often.\n", encoding="utf-8")
+
+    def unchanged(prediction, references, source):
+        return float(prediction == source)
+
+    kwargs = {"task": str(path), "reward": unchanged}
+    env = gym.make("TokenEdit-Compress-v0", **kwargs)
+    env.reset(seed=0, options={"index": 0})
+    *_, info = env.step(env.unwrapped.action_id("stop"))
+    assert info["metrics"]["unchanged"] == 1.0 and info["text"] == "Paris is big ."
+    vector = gym.make_vec("TokenEdit-Compress-v0", num_envs=2, **kwargs)
+    vector.reset(seed=0)
+    _, rewards, terminated, _, infos = vector.step(np.full(2, env.unwrapped.action_id("stop")))
+    assert terminated.all() and rewards.tolist() == [1.0, 1.0]

@@ -301,7 +301,9 @@ class TokenEditEnv(TextEnv):
             mask.fill(0)
             mask[:n] = 1
 
-        self._episode_reward.reset(self.example.references, self.example.prompt)
+        # the reward's source is the decoded source, which no-edit reproduces exactly
+        # ("Paris ." for a word vocabulary, not the prompt "Paris.")
+        self._episode_reward.reset(self.example.references, self.text)
         self._words = self._episode_reward.words
         if self._words is not None:
             for token in self.tokens:

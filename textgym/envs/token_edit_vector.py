@@ -171,9 +171,10 @@ class TokenEditVectorEnv(TextVectorEnv):
         metrics: list[dict[str, float]] = []
         full_rows = rows[full]
         if full_rows.size:
-            examples = [self.env.examples[e] for e in self._example[full_rows].tolist()]
-            scores = self.env.reward.batch(list(self._texts[full_rows]), [ex.references for ex in examples],
-                                           [ex.prompt for ex in examples])
+            indices = self._example[full_rows].tolist()
+            scores = self.env.reward.batch(list(self._texts[full_rows]),
+                                           [self.env.examples[e].references for e in indices],
+                                           [self._source_text(e) for e in indices])
             value[full] = [v for v, _ in scores]
             metrics = [m for (_, m), finished in zip(scores, done[full].tolist()) if finished]
         if self._dense:
