@@ -75,6 +75,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval", type=int, default=8 if QUICK else 100, help="held-out sentences")
     parser.add_argument("--min-words", type=int, default=12, help="shortest source sentence, in words")
     parser.add_argument("--steps", type=int, default=256 if QUICK else 12_000, help="PPO env steps")
+    parser.add_argument("--width", type=float, default=None, help="compression term width (default ratio / 4)")
+    parser.add_argument("--shape", default="gaussian", help="compression term shape: gaussian or linear")
+    parser.add_argument("--weight", type=float, default=1.0, help="compression term weight (fluency and similarity weigh 1)")
+    parser.add_argument("--reward-mode", default="sparse", help="sparse (the episode's end, as SCRL) or dense")
     parser.add_argument("--lr", type=float, default=1e-4, help="PPO learning rate")
     parser.add_argument("--kl-coef", type=float, default=0.0, help="KL penalty to the untrained policy")
     parser.add_argument("--ent-coef", type=float, default=0.0)
@@ -124,9 +128,15 @@ class Row:
         return [*cells, f"{self.seconds:.0f}", f"{self.steps_per_second:.1f}"]
 
 
+def decoded_sources(env: gym.Env) -> list[str]:
+    """Each example's source as the env decodes it: its no-edit output and its reward's source."""
+    unwrapped = env.unwrapped
+    return [unwrapped.vocab.decode(unwrapped.encoded_prompt(i)) for i in range(len(unwrapped.examples))]
+
+
 def scored(name: str, env: gym.Env, outputs: list[str], ratios: list[float]) -> Row:
-    examples = env.unwrapped.examples
-    scores = env.unwrapped.reward.batch(outputs, [e.references for e in examples], [e.prompt for e in examples])
+    """Each output scored by ``env``'s reward against its example's decoded source, as the env does."""
+    scores = env.unwrapped.reward.batch(outputs, [e.references for e in env.unwrapped.examples], decoded_sources(env))
     return Row(name, outputs, ratios, scores)
 
 
@@ -212,18 +222,23 @@ def main() -> int:
         raise SystemExit(f"only {len(sentences)} CommonGen sentences of >= {args.min_words} words; "
                          f"--train {args.train} + --eval {args.eval} need more")
     begin = time.perf_counter()
-    compression = {"ratio": args.ratio}
+    compression = {"ratio": args.ratio, "shape": args.shape, "weight": args.weight}
+    if args.width is not None:
+        compression["width"] = args.width
     tmp = tempfile.mkdtemp(prefix="scrl_compression_")  # the envs' task files, read again by gym.make(env.spec)
     files = {}
     for split, chosen in (("train", sentences[: args.train]), ("eval", sentences[args.train: args.train + args.eval])):
         files[split] = Path(tmp) / f"commongen_{split}.txt"
         files[split].write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    env = gym.make("TokenEdit-Compress-v0", task=str(files["train"]), reward="scrl", compression=compression)
-    held_out = gym.make("TokenEdit-Compress-v0", task=str(files["eval"]), reward="scrl", compression=compression)
-    agent = LMPPOAgent(env, model=args.model, num_envs=NUM_ENVS, seed=args.seed, learning_rate=args.lr,
+    settings = {"reward": "scrl", "compression": compression, "reward_mode": args.reward_mode}
+    env = gym.make("TokenEdit-Compress-v0", task=str(files["train"]), **settings)
+    held_out = gym.make("TokenEdit-Compress-v0", task=str(files["eval"]), **settings)
+    # PPO rolls out on the native vector env, which scores the episodes that end in a step in one batch
+    rollout_envs = gym.make_vec("TokenEdit-Compress-v0", num_envs=NUM_ENVS, task=str(files["train"]), **settings)
+    agent = LMPPOAgent(env, model=args.model, envs=rollout_envs, seed=args.seed, learning_rate=args.lr,
                        kl_coef=args.kl_coef, ent_coef=args.ent_coef, n_epochs=2)
     model_name = args.model or "tiny offline BERT"
-    sources = [e.prompt for e in held_out.unwrapped.examples]
+    sources = decoded_sources(held_out)
     rows = [scored("source (no edit)", held_out, sources, [1.0] * len(sources))]
     before = scored(f"{model_name} policy before training (greedy)", held_out, *greedy_outputs(agent, held_out))
     print(f"untrained policy: mean reward {np.mean([v for v, _ in before.scores]):.3f}", flush=True)
@@ -253,8 +268,9 @@ def main() -> int:
     lines = [f"# SCRL compression of real sentences: CommonGen, target ratio {args.ratio:g}", "",
              f"Sources: CommonGen's human sentences (train.jsonl references) of >= {args.min_words} words, deduplicated: "
              f"{args.train} to train on, {args.eval} held out (all rows score these). Reward: `reward=\"scrl\"` "
-             "(SmolLM2-135M fluency relative to the source, MiniLM similarity to the source, a gaussian compression "
-             f"term of width ratio/4; equal thirds). Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, no warm start, "
+             f"(SmolLM2-135M fluency relative to the source, MiniLM similarity to the source, "
+             f"{held_out.unwrapped.reward.terms[2][1]!r} of weight {args.weight:g}; {args.reward_mode} reward). "
+             f"Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, no warm start, "
              f"kl_coef {args.kl_coef:g}, seed {args.seed}; {args.threads} torch threads; the whole run took "
              f"{total / 60:.1f} min.", ""]
     lines += markdown_table(["row", "ratio (vs target)", "fluency", "similarity", "compression", "reward",
