@@ -189,7 +189,7 @@ class LMPPOAgent(Agent):
         self.mask_policy = None
         if cfg.top_k or cfg.top_p < 1.0:
             self.mask_policy = self.policy.frozen() if cfg.mask_model == "lagged" else self.reference
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.kl_coef = cfg.kl_coef
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.envs = EnvBatch(envs if envs is not None else [copy_env(env) for _ in range(cfg.num_envs)])
@@ -398,7 +398,8 @@ class LMPPOAgent(Agent):
             raise ValueError("the env's task has no supervised targets this env can replay")
         trunk = [p for name, p in self.policy.named_parameters() if name.startswith("trunk.")]
         rest = [p for name, p in self.policy.named_parameters() if not name.startswith(("trunk.", "value"))]
-        optimizer = torch.optim.AdamW([{"params": trunk, "lr": learning_rate}, {"params": rest, "lr": head_learning_rate}])
+        optimizer = torch.optim.AdamW([{"params": trunk, "lr": learning_rate}, {"params": rest, "lr": head_learning_rate}],
+                                      fused=True)
         envs = EnvBatch([copy_env(self.env) for _ in range(min(batch_size, len(targets)))])
         bar = None
         if progress_bar:
