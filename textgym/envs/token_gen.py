@@ -87,7 +87,9 @@ class TokenGenEnv(TextEnv):
     - ``task``: built-in name (copy, reverse, sort, keywords), ``.jsonl`` path, ``{split:
       source}`` dict, list of ``{"prompt", "references"}`` dicts, HF dataset or ``Task``.
     - ``split``: "train" (default), "validation" or "test". ``task_kwargs``: sizes of a
-      built-in task, e.g. ``{"length": 5, "n_symbols": 8}``.
+      built-in task, e.g. ``{"length": 5, "n_symbols": 8}``; for one file or list of rows,
+      ``{"validation": 0.05, "seed": 0}`` holds out concept sets as a validation split
+      (``textgym.tasks.split_concept_sets``), e.g. of CommonGen's train file.
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
       a transformers tokenizer or a tokenizer directory.
     - ``reward``, ``reward_mode``: see Rewards.
