@@ -30,12 +30,18 @@ def shortness(prediction, references, source):
 
 
 REFERENCE_FREE_TASK = [{"source": "the old cat sat on the mat"}, {"source": "a big dog ran far away"}]
+COMMONGEN_TASK = [  # examples with concepts: end metrics add BLEU, ROUGE-L and coverage
+    {"concepts": ["dog", "frisbee"], "prompt": "dog frisbee", "references": ["the dog caught a frisbee ."]},
+    {"concepts": ["cat", "sit", "mat"], "prompt": "cat sit mat", "references": ["a cat sits on the mat .", "the cat sat ."]},
+]
 
 VECTOR_IDS = sorted(env_id for env_id, row in ENVS.items() if "vector_entry_point" in row)
 CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
     ("TokenGen-v0", {"task": "keywords", "reward": "bleu", "reward_mode": "dense"}),
     ("TokenGen-v0", {"task": "keywords", "reward": [("rouge1", 0.5), ("token_f1", 0.5)], "reward_mode": "dense"}),
     ("TokenGen-v0", {"max_episode_steps": 2}),
+    ("TokenGen-v0", {"task": COMMONGEN_TASK, "reward": "bleu", "reward_mode": "dense"}),
+    ("TokenGen-v0", {"task": COMMONGEN_TASK, "reward": ["bleu", ("coverage", 0.5)], "reward_mode": "dense"}),
     ("TokenGen-v0", {"mask_fn": no_repeat, "task_kwargs": {"n_symbols": 12}}),
     ("NERTag-v0", {"reward_mode": "f1"}),
     ("NERTag-v0", {"reward_mode": "token", "bio_mask": False, "word_shape": False}),

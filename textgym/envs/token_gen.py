@@ -10,11 +10,13 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.envs.base import TextEnv, checked_int, counter_box, id_box, mask_box, token_ids
-from textgym.rewards import EpisodeReward, make_reward
-from textgym.tasks import load_task
+from textgym.rewards import EpisodeReward, Reward, bleu, coverage, make_reward, rougeL
+from textgym.tasks import TextExample, load_task
 from textgym.vocab import WordVocabulary, resolve_vocabulary
 
 MaskFn = Callable[[Sequence[int], Sequence[int]], Any]
+# what a task with concepts (CommonGen) reports at the end of an episode, whatever the reward
+CONCEPT_END_METRICS = {"bleu": bleu, "rougeL": rougeL, "coverage": coverage}
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,18 @@ class TokenGenEnv(TextEnv):
     ## Information
     ``info["text"]`` is the text written so far, ``info["action_mask"]`` an ``int8`` array of
     legal actions (unless ``action_mask=False``), ``info["prompt"]`` the prompt text (on
-    reset), and ``info["metrics"]`` the reward's metrics at the end of an episode.
+    reset), and ``info["metrics"]`` the reward's metrics at the end of an episode. On a task
+    whose examples have concepts (CommonGen), ``info["metrics"]`` also holds ``bleu``
+    (BLEU-4), ``rougeL`` (when the examples have references) and ``coverage`` (the share of
+    the prompt's concept words used), whatever the reward.
 
     ## Arguments
     - ``task``: built-in name (copy, reverse, sort, keywords), ``.jsonl`` path, ``{split:
       source}`` dict, list of ``{"prompt", "references"}`` dicts, HF dataset or ``Task``.
     - ``split``: "train" (default), "validation" or "test". ``task_kwargs``: sizes of a
-      built-in task, e.g. ``{"length": 5, "n_symbols": 8}``.
+      built-in task, e.g. ``{"length": 5, "n_symbols": 8}``; for one file or list of rows,
+      ``{"validation": 0.05, "seed": 0}`` holds out concept sets as a validation split
+      (``textgym.tasks.split_concept_sets``), e.g. of CommonGen's train file.
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
       a transformers tokenizer or a tokenizer directory.
     - ``reward``, ``reward_mode``: see Rewards.
@@ -123,6 +130,7 @@ class TokenGenEnv(TextEnv):
         self.reward.check_references(self.examples, self.task.name)
         first = self.examples[0]
         self.reward.check(first.prompt, first.references, first.prompt)
+        self._extra_end_metrics = _extra_end_metrics(self.reward, self.examples)
         # a word vocabulary decodes to the space-join of its tokens: dense rewards can then
         # follow appended words incrementally instead of rescoring the text
         self.word_edits = isinstance(self.vocab, WordVocabulary)
@@ -265,8 +273,20 @@ class TokenGenEnv(TextEnv):
         truncated = not terminated and len(self.output_token_ids) >= self.max_new_tokens
         done = terminated or truncated
         reward = self._episode_reward.step(self.text, done)
-        info = self._info(self.text, done, self._episode_reward.metrics)
+        metrics = self.end_metrics(self._episode_reward.metrics, self.text, self.example) if done else None
+        info = self._info(self.text, done, metrics)
         return self._observation(), reward, terminated, truncated, info
+
+    def end_metrics(self, reward_metrics: dict[str, float], text: str, example: TextExample) -> dict[str, float]:
+        """``info["metrics"]`` of an episode on ``example`` that ended with ``text``: the
+        reward's metrics, plus on a task with concepts the ``CONCEPT_END_METRICS`` that the
+        reward did not score."""
+        if not self._extra_end_metrics:
+            return reward_metrics
+        metrics = dict(reward_metrics)
+        for name in self._extra_end_metrics:
+            metrics[name] = CONCEPT_END_METRICS[name](text, example.references, example.prompt)
+        return metrics
 
     def report_appended(self, episode_reward: EpisodeReward, token: int) -> None:
         """Tell ``episode_reward``'s incremental scorer (if any) that ``token`` was written."""
@@ -285,3 +305,13 @@ class TokenGenEnv(TextEnv):
     def _render_text(self) -> str:
         return f"prompt: {self.example.prompt}\noutput: {self.text}▌ ({len(self.output_token_ids)}/{self.max_new_tokens})"
 
+
+def _extra_end_metrics(reward: Reward, examples: Sequence[TextExample]) -> tuple[str, ...]:
+    """The ``CONCEPT_END_METRICS`` an env on ``examples`` adds to the reward's at the end:
+    none unless an example has concepts; BLEU and ROUGE-L only when all have references.
+    The same names for every example, so that vector envs batch them."""
+    if not any(example.concepts for example in examples):
+        return ()
+    with_references = all(example.references for example in examples)
+    return tuple(name for name in CONCEPT_END_METRICS
+                 if name not in reward.names and (with_references or name == "coverage"))

@@ -129,6 +129,13 @@ class TokenGenVectorEnv(TextVectorEnv):
         ]
         return np.array([value for value, _ in scores], dtype=np.float64), [metrics for _, metrics in scores]
 
+    def _set_metrics(self, infos: dict[str, Any], rows: np.ndarray, metrics: list[dict[str, float]]) -> None:
+        """``info["metrics"]`` of ended sub-envs, as ``TokenGenEnv.end_metrics``."""
+        examples = self.env.examples
+        ended = [self.env.end_metrics(reward_metrics, self._texts[i], examples[index])
+                 for i, index, reward_metrics in zip(rows.tolist(), self._example_index[rows].tolist(), metrics)]
+        super()._set_metrics(infos, rows, ended)
+
     def _potentials(self, rows: np.ndarray, done: np.ndarray, writing: np.ndarray,
                     tokens: np.ndarray) -> tuple[np.ndarray, list[dict[str, float]]]:
         """phi of the texts of ``rows`` after ``writing`` wrote ``tokens``, and the metrics of

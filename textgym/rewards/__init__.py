@@ -9,6 +9,9 @@ from textgym.rewards.metrics import (
     Metric,
     bleu,
     chrf,
+    concept_coverage,
+    coverage,
+    distinct_n,
     exact_match,
     rouge1,
     rouge2,
@@ -33,6 +36,6 @@ from textgym.rewards.similarity import SentenceEncoder, SentenceSimilarity
 __all__ = [
     "METRICS", "REWARD_MODES", "CompressionScore", "EpisodeReward", "EvaluateMetric", "LMFluency", "LMScorer", "Length",
     "Metric", "Perplexity", "Reward", "SentenceEncoder", "SentenceSimilarity",
-    "bleu", "check_reward_mode", "chrf", "exact_match", "make_reward", "needs_references", "rouge1", "rouge2", "rougeL",
-    "rouge_scores", "scrl_reward", "ter", "token_accuracy", "token_f1",
+    "bleu", "check_reward_mode", "chrf", "concept_coverage", "coverage", "distinct_n", "exact_match", "make_reward",
+    "needs_references", "rouge1", "rouge2", "rougeL", "rouge_scores", "scrl_reward", "ter", "token_accuracy", "token_f1",
 ]

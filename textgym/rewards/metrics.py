@@ -13,11 +13,13 @@ Empty texts: a prediction with no tokens scores 1.0 against a reference with no 
 characters for chrF), as an exact match should; sacreBLEU and rouge-score give 0 there.
 Against non-empty references an empty prediction scores as the libraries score it (0).
 
-Two names build model metrics that need no references (``REFERENCE_FREE_METRICS``):
-``lm_fluency`` (:class:`~textgym.rewards.lm_fluency.LMFluency`, a causal LM, SmolLM2 by
-default) and ``similarity`` (:class:`~textgym.rewards.similarity.SentenceSimilarity`, the
-cosine of sentence embeddings with the source, MiniLM by default). They load their model
-when built (once per process, shared) and score lists of texts in one batch (``batch``).
+Three names score without references (``REFERENCE_FREE_METRICS``): ``coverage`` (the share
+of the source's concepts that the prediction uses, lemma-insensitive), and two model
+metrics, ``lm_fluency`` (:class:`~textgym.rewards.lm_fluency.LMFluency`, a causal LM,
+SmolLM2 by default) and ``similarity`` (:class:`~textgym.rewards.similarity.SentenceSimilarity`,
+the cosine of sentence embeddings with the source, MiniLM by default). The model metrics
+load their model when built (once per process, shared) and score lists of texts in one
+batch (``batch``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from numbers import Integral
 
 from rouge_score.scoring import fmeasure
 
+from textgym.rewards.lemmas import lemma_keys
 from textgym.rewards.lm_fluency import LMFluency
 from textgym.rewards.similarity import SentenceSimilarity
 from textgym.vocab import word_tokenize
@@ -270,6 +273,46 @@ class Length:
         return max(0.0, 1.0 - abs(n - target) / target)
 
 
+def concept_coverage(text: str, concepts: Sequence[str]) -> float:
+    """The share of the distinct ``concepts`` that ``text`` uses, lemma- and case-insensitive:
+    a concept is used when each of its words (rouge-score's tokens) matches a word of the
+    text (see :func:`~textgym.rewards.lemmas.lemma_keys`: "dog" matches "dogs", "run"
+    matches "ran"). 1.0 when there are no concepts."""
+    wanted = {tokens for tokens in map(rouge_tokens, concepts) if tokens}
+    if not wanted:
+        return 1.0
+    used = set().union(*map(lemma_keys, rouge_tokens(text)))
+    return sum(all(lemma_keys(token) & used for token in tokens) for tokens in wanted) / len(wanted)
+
+
+def coverage(prediction: str, references: Sequence[str] = (), source: str = "") -> float:
+    """The share of the source's concepts, its whitespace-separated words, that the
+    prediction uses (:func:`concept_coverage`). TokenGen's source is the prompt, and a
+    CommonGen prompt is its concepts joined by spaces. Needs no references."""
+    return concept_coverage(prediction, source.split())
+
+
+coverage.needs_references = False
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> float:
+    """Corpus diversity: distinct n-grams / all n-grams over ``texts`` (sacreBLEU 13a tokens,
+    n-grams within a text), 0.0 when no text has n tokens. Low values mean that outputs
+    repeat each other (a policy that collapsed to one safe sentence)."""
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ValueError(f"distinct_n: n must be an int >= 1, got {n!r}")
+    if isinstance(texts, str):
+        raise TypeError("distinct_n takes a list of texts, not one str")
+    distinct: set[tuple[str, ...]] = set()
+    total = 0
+    for text in texts:
+        tokens = word_tokenize(text)
+        ngrams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        distinct.update(ngrams)
+        total += len(ngrams)
+    return len(distinct) / total if total else 0.0
+
+
 # name -> factory taking the metric's keyword arguments
 METRICS: dict[str, Callable[..., Metric]] = {
     "bleu": lambda: bleu,
@@ -284,6 +327,7 @@ METRICS: dict[str, Callable[..., Metric]] = {
     "length": Length,
     "lm_fluency": LMFluency,
     "similarity": SentenceSimilarity,
+    "coverage": lambda: coverage,
 }
 # the named metrics that score without references
-REFERENCE_FREE_METRICS = ("lm_fluency", "similarity")
+REFERENCE_FREE_METRICS = ("coverage", "lm_fluency", "similarity")

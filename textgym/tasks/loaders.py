@@ -9,6 +9,11 @@ is a reference-free example, as is each non-blank line of a ``.txt`` file; a sou
 either reference-free or has references in every row, since a row that lost its
 references in a file of rows that have them is a data error.
 
+A row may also list ``"concepts"``, the words its output should use (CommonGen rows
+``{"concepts", "prompt", "references"}``): a non-empty list of non-blank str, kept in
+:attr:`TextExample.concepts`. A row with concepts and no prompt gets the concepts joined
+by spaces as its prompt (Hugging Face's ``common_gen`` rows are ``{"concepts", "target"}``).
+
 Files are UTF-8; a leading byte order mark is skipped. Malformed rows and undecodable
 bytes raise ``ValueError`` naming the file and line (or ``row i`` for lists and datasets).
 """
@@ -23,10 +28,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from textgym.tasks.task import SPLITS, Task, TextExample
+from textgym.tasks.task import SPLITS, Task, TextExample, _all_nonblank_str
 
 PROMPT_KEYS = ("prompt", "source")
 REFERENCE_KEYS = ("references", "target")
+CONCEPTS_KEY = "concepts"
 SOURCES = "a built-in task name, a file path, a {split: source} dict, a list of row dicts, a HF dataset or a Task"
 
 
@@ -34,12 +40,16 @@ def example_from_row(row: Any, where: str) -> TextExample:
     """Parse one row; ``where`` ("file.jsonl:3" or "row 3") prefixes every error."""
     if not isinstance(row, Mapping):
         raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    key, prompt = _first_present(row, PROMPT_KEYS, where)
-    if not isinstance(prompt, str):
-        raise ValueError(f"{where}: {key!r} must be a str, got {type(prompt).__name__}: {reprlib.repr(prompt)}")
+    concepts = _concepts(row, where)
+    if concepts and not any(key in row for key in PROMPT_KEYS):
+        prompt = " ".join(concepts)
+    else:
+        key, prompt = _first_present(row, PROMPT_KEYS, where)
+        if not isinstance(prompt, str):
+            raise ValueError(f"{where}: {key!r} must be a str, got {type(prompt).__name__}: {reprlib.repr(prompt)}")
     key = next((key for key in REFERENCE_KEYS if key in row), None)
     if key is None:
-        return TextExample(prompt, ())
+        return TextExample(prompt, (), concepts)
     references = row[key]
     if key == "target":
         if not isinstance(references, str):
@@ -58,7 +68,17 @@ def example_from_row(row: Any, where: str) -> TextExample:
         or not all(isinstance(r, str) for r in references)
     ):
         raise ValueError(f"{where}: 'references' must be a non-empty list of str, got {reprlib.repr(references)}")
-    return TextExample(prompt, tuple(references))
+    return TextExample(prompt, tuple(references), concepts)
+
+
+def _concepts(row: Mapping, where: str) -> tuple[str, ...]:
+    """The row's ``"concepts"``, or ``()`` when it has none."""
+    if CONCEPTS_KEY not in row:
+        return ()
+    concepts = row[CONCEPTS_KEY]
+    if not isinstance(concepts, (list, tuple)) or not concepts or not _all_nonblank_str(tuple(concepts)):
+        raise ValueError(f"{where}: 'concepts' must be a non-empty list of non-blank str, got {reprlib.repr(concepts)}")
+    return tuple(concepts)
 
 
 def _first_present(row: Mapping, keys: tuple[str, ...], where: str) -> tuple[str, Any]:

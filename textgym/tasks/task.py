@@ -19,10 +19,15 @@ class TextExample:
     similarity to the source, a length target). A reference may be the empty string: the
     right output is then nothing ("delete everything" in an edit task, EOS at once in a
     generation task).
+
+    ``concepts`` are the words an output should use, for concept-to-text tasks such as
+    CommonGen (``()`` for other tasks): what the ``coverage`` metric and held-out concept
+    splits read (see :mod:`textgym.tasks.commongen`).
     """
 
     prompt: str
     references: tuple[str, ...]
+    concepts: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
@@ -33,6 +38,11 @@ class TextExample:
         object.__setattr__(self, "references", tuple(self.references))
         if not all(isinstance(r, str) for r in self.references):
             raise ValueError(f"references must be a list of str, got {self.references!r}")
+        if not isinstance(self.concepts, (list, tuple)):
+            raise TypeError(f"concepts must be a list of str, not {type(self.concepts).__name__}")
+        object.__setattr__(self, "concepts", tuple(self.concepts))
+        if not _all_nonblank_str(self.concepts):
+            raise ValueError(f"concepts must be a list of non-blank str, got {self.concepts!r}")
 
 
 @dataclass(frozen=True)
