@@ -60,3 +60,44 @@ def tokenizer_dir(tmp_path) -> Path:
     )
     tokenizer.save_pretrained(tmp_path / "tok")
     return tmp_path / "tok"
+
+
+def _byte_level_tokenizer():
+    """A small byte-level BPE (GPT-2 style), trained here: its tokens split UTF-8 characters
+    and carry their leading space, the cases an incremental decoder must get right."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(["héllo wörld, naïve café", "the cat sat on the mat", "日本語 テキスト"], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
+
+
+def _word_piece_tokenizer():
+    """A small BERT-style WordPiece, trained here: "##" pieces continue a word, and both
+    decoding clean-ups are on, so decoding a token can change the text before it
+    ("don ' t" becomes "don't")."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=False)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece()
+    characters = [c for c in string.printable if not c.isspace()]
+    trainer = trainers.WordPieceTrainer(vocab_size=200, initial_alphabet=characters, show_progress=False,
+                                        special_tokens=["[PAD]", "[UNK]", "[SEP]"])
+    backend.train_from_iterator(["the dog don't see it's a ball.", "hello, world! what?", "café naïve 3.5 x-y"], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+                                   clean_up_tokenization_spaces=True)
+
+
+@pytest.fixture(scope="session")
+def subword_tokenizers() -> dict:
+    """Two transformers tokenizers built here, by name: "byte_level" and "word_piece"."""
+    return {"byte_level": _byte_level_tokenizer(), "word_piece": _word_piece_tokenizer()}

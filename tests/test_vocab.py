@@ -1,5 +1,4 @@
 import re
-from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -89,21 +88,6 @@ def test_tokenizer_adapter_rejects_non_tokenizers():
         TokenizerVocabulary(object())
 
 
-@lru_cache(maxsize=1)
-def _byte_level_tokenizer():
-    """A small byte-level BPE (GPT-2 style), trained here: its tokens split UTF-8 characters
-    and carry their leading space, the cases an incremental decoder must get right."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(["héllo wörld, naïve café", "the cat sat on the mat", "日本語 テキスト"], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
-
-
 def test_incremental_decoder_of_a_word_tokenizer_equals_full_decode(tokenizer_dir):
     vocab = TokenizerVocabulary(tokenizer_dir)
     rng = np.random.default_rng(0)
@@ -114,16 +98,35 @@ def test_incremental_decoder_of_a_word_tokenizer_equals_full_decode(tokenizer_di
             assert decoder.append(token) == vocab.decode(ids[:n])
 
 
+@pytest.mark.parametrize("name", ["byte_level", "word_piece"])
 @settings(max_examples=60, deadline=None)
 @given(ids=st.lists(st.integers(0, 299), max_size=60))
-def test_incremental_decoder_of_a_byte_level_tokenizer_equals_full_decode(ids):
-    vocab = TokenizerVocabulary(_byte_level_tokenizer())
+def test_incremental_decoder_of_a_subword_tokenizer_equals_full_decode(subword_tokenizers, name, ids):
+    tokenizer = subword_tokenizers[name]
+    vocab = TokenizerVocabulary(tokenizer)
     ids = [i % len(vocab) for i in ids]
     decoder = vocab.incremental_decoder()
     for n, token in enumerate(ids, 1):
-        assert decoder.append(token) == vocab.decode(ids[:n])
+        assert decoder.append(token) == tokenizer.decode(ids[:n], skip_special_tokens=True)
     decoder.reset()
     assert decoder.text == "" and decoder.append(ids[0] if ids else 0) == vocab.decode(ids[:1] or [0])
+
+
+@pytest.mark.parametrize("clean_up", [False, True])
+@settings(max_examples=60, deadline=None)
+@given(ids=st.lists(st.integers(0, 299), max_size=30))
+def test_decode_is_the_tokenizers(subword_tokenizers, clean_up, ids):
+    """TokenizerVocabulary.decode calls a fast tokenizer's backend itself, when that is all
+    that tokenizer.decode would do."""
+    for tokenizer in subword_tokenizers.values():
+        vocab = TokenizerVocabulary(tokenizer)
+        assert vocab._backend is tokenizer.backend_tokenizer
+        ids = [i % len(vocab) for i in ids]
+        tokenizer.clean_up_tokenization_spaces, before = clean_up, tokenizer.clean_up_tokenization_spaces
+        try:
+            assert vocab.decode(np.array(ids, dtype=np.int64)) == tokenizer.decode(ids, skip_special_tokens=True)
+        finally:
+            tokenizer.clean_up_tokenization_spaces = before
 
 
 @given(ids=st.lists(st.integers(0, 9), max_size=30))

@@ -205,6 +205,7 @@ class TokenizerVocabulary(Vocabulary):
         self.pad_id = _first_id(tokenizer.pad_token_id, eos)
         self.unk_id = _first_id(tokenizer.unk_token_id, eos)
         self._size = len(tokenizer)
+        self._backend = _plain_backend(tokenizer)
 
     def __len__(self) -> int:
         return self._size
@@ -213,6 +214,9 @@ class TokenizerVocabulary(Vocabulary):
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, ids: Iterable[int]) -> str:
+        if self._backend is not None and not self.tokenizer.clean_up_tokenization_spaces:
+            # what tokenizer.decode returns, without its Python layers (TokenGen decodes each step)
+            return self._backend.decode([int(i) for i in ids], skip_special_tokens=True)
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def id_to_token(self, token_id: int) -> str:
@@ -296,6 +300,22 @@ class _WordDecoder(IncrementalDecoder):
             word = self.vocab.id_to_token(token)
             self.text = f"{self.text} {word}" if self.text else word
         return self.text
+
+
+def _plain_backend(tokenizer: Any) -> Any:
+    """The ``tokenizers`` backend of a fast tokenizer whose ``decode`` is transformers' own,
+    which is the backend's decode followed by ``clean_up_tokenization`` when
+    ``clean_up_tokenization_spaces`` is set; None for other tokenizers."""
+    try:
+        from transformers import PreTrainedTokenizerFast
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+    except ImportError:
+        return None
+    cls = type(tokenizer)
+    if (isinstance(tokenizer, PreTrainedTokenizerFast) and cls.decode is PreTrainedTokenizerBase.decode
+            and cls._decode is PreTrainedTokenizerFast._decode):
+        return tokenizer.backend_tokenizer
+    return None
 
 
 def _first_id(*ids: int | None) -> int:

@@ -184,6 +184,41 @@ def test_tokenizer_vocabulary_drives_the_env(tokenizer_dir):
     assert truncated and env.text.replace(" ", "") == "hithere."
 
 
+SUBWORD_ROWS = [{"prompt": "the dog", "references": ["the dog don't see it's a ball.", "hello, world!"]},
+                {"prompt": "café", "references": ["the cat sat on the mat", "naïve café 3.5"]}]
+
+
+@pytest.mark.parametrize("tokenizer", ["byte_level", "word_piece"])
+@pytest.mark.parametrize("reward", ["bleu", "rougeL", [("bleu", 0.5), ("rouge2", 0.3), ("token_f1", 0.2)]])
+def test_dense_rewards_of_a_tokenizer_vocabulary_follow_the_text(subword_tokenizers, tokenizer, reward):
+    """Each dense reward is phi(text after) - phi(text before), phi the reward of the whole
+    decoded text (what the env paid when it rescored the text at every step), and an
+    episode's rewards sum to the sparse reward; the text is the decode of all the ids."""
+    kwargs = {"task": SUBWORD_ROWS, "vocab": subword_tokenizers[tokenizer], "reward": reward, "max_new_tokens": 24}
+    dense, sparse = TokenGenEnv(reward_mode="dense", **kwargs), TokenGenEnv(**kwargs)
+    vocab, rng, best = dense.vocab, np.random.default_rng(0), 0.0
+    for episode in range(20):
+        dense.reset(seed=episode)
+        sparse.reset(seed=episode)
+        assert dense._episode_reward.words is not None  # followed, not rescored
+        references = dense.example.references
+        target = vocab.encode(references[episode % 2])
+        potential = total = 0.0
+        for t in range(dense.max_new_tokens):
+            # mostly the reference's next token, so that the metrics are not all 0
+            token = target[t] if t < len(target) and rng.random() < 0.8 else int(rng.integers(len(vocab)))
+            _, reward_t, terminated, truncated, info = dense.step(token)
+            final = sparse.step(token)[1]
+            assert info["text"] == vocab.decode(dense.output_token_ids)
+            value = dense.reward(info["text"], references)[0]
+            assert abs(reward_t - (value - potential)) <= 1e-9
+            potential, total, best = value, total + reward_t, max(best, value)
+            if terminated or truncated:
+                break
+        assert abs(total - final) <= 1e-9
+    assert best > 0.5
+
+
 @pytest.mark.parametrize("algo", ["PPO", "A2C", "DQN", "MaskablePPO"])
 def test_sb3_algorithms_run_unchanged(algo):
     import sb3_contrib

@@ -159,11 +159,28 @@ def test_unbatch_info_of_a_native_vector_env_equals_the_single_env_info():
 def test_native_equals_sync_with_a_tokenizer_vocabulary(tokenizer_dir):
     task = [{"prompt": "hi there", "references": ["hello there ."]}, {"prompt": "bye", "references": ["see you"]}]
     kwargs = {"task": task, "vocab": str(tokenizer_dir), "reward": "bleu", "reward_mode": "dense", "max_new_tokens": 6}
+    assert_native_equals_sync(kwargs, n_steps=40)
+
+
+SUBWORD_TASK = [{"prompt": "the dog", "references": ["the dog don't see it's a ball.", "hello, world!"]},
+                {"prompt": "café", "references": ["the cat sat on the mat", "naïve café 3.5"]}]
+
+
+@pytest.mark.parametrize("tokenizer", ["byte_level", "word_piece"])
+@pytest.mark.parametrize("reward", ["bleu", "rougeL", [("bleu", 0.5), ("rouge2", 0.3), ("token_f1", 0.2)]])
+def test_native_equals_sync_with_a_subword_tokenizer(subword_tokenizers, tokenizer, reward):
+    """Dense rewards follow each sub-env's decoded text (IncrementalReward.follow)."""
+    kwargs = {"task": SUBWORD_TASK, "vocab": subword_tokenizers[tokenizer], "reward": reward, "reward_mode": "dense",
+              "max_new_tokens": 20}
+    assert_native_equals_sync(kwargs, n_steps=120)
+
+
+def assert_native_equals_sync(kwargs, n_steps):
     native = gym.make_vec("TokenGen-v0", num_envs=3, **kwargs)
     sync = gym.make_vec("TokenGen-v0", num_envs=3, vectorization_mode="sync", **kwargs)
     assert_same_step(native.reset(seed=1), sync.reset(seed=1))
     rng = np.random.default_rng(0)
-    for _ in range(40):
+    for _ in range(n_steps):
         actions = rng.integers(native.single_action_space.n, size=3)
         assert_same_step(native.step(actions), sync.step(actions))
 

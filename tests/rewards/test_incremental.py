@@ -15,9 +15,11 @@ from textgym.rewards.incremental import (
     IncrementalRougeL,
     IncrementalRougeN,
     IncrementalTokenF1,
+    last_break,
     supports_incremental,
 )
-from textgym.rewards.metrics import bleu, rouge1, rouge2, rougeL, token_f1
+from textgym.rewards.metrics import bleu, rouge1, rouge2, rouge_tokens, rougeL, token_f1
+from textgym.vocab import word_tokenize
 
 # words with punctuation and case, so that 13a and rouge-score tokenizers split them
 WORDS = ["the", "dog", "sees", "a", "ball", ".", "Dog", "ball,", "x-y", "3.5", "(a)", "don't", "!", "saw"]
@@ -81,6 +83,54 @@ def test_unsupported_metrics_are_reported():
     with pytest.raises(IndexError):
         IncrementalBleu(["a"]).delete(0)
 
+
+
+# snippets of decoded text: 13a's context rules (".,-" by digits, entities, "-\\n" and
+# "<skipped>" deletions), case, and whitespace other than a space
+SNIPPETS = ["a", "Dog", "5", ".", ",", "-", "'", "&quot;", "&", "amp;", "<skipped>", "<", "skipped>", " ", "\n", "\t",
+            "  ", " the", " .5", "3.", "x-y", "don", "'t", "é"]
+snippets = st.lists(st.sampled_from(SNIPPETS), max_size=12).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=snippets, start=st.integers(0, 40))
+def test_the_metrics_tokenizers_split_a_text_at_its_last_break(text, start):
+    start = min(start, len(text))
+    j = last_break(text, start)
+    if j == start:  # no break after start
+        return
+    assert start < j <= len(text) and text[j - 1].isspace()
+    for tokenize in (word_tokenize, rouge_tokens):
+        assert list(tokenize(text)) == list(tokenize(text[:j])) + list(tokenize(text[j:]))
+
+
+def test_a_newline_that_13a_deletes_is_no_break():
+    assert last_break("a b-\nc") == 2 and last_break("a<skipped>\nc") == 0
+    assert last_break("a -\n\nb") == 5 and last_break("a\n") == 2 and last_break("ab") == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(refs=references, edits=st.lists(st.tuples(st.integers(0, 4), snippets), max_size=20))
+def test_following_a_growing_text_equals_rescoring_it(refs, edits):
+    """Each call cuts 0-4 characters off the text's end (as a tokenizer's clean-up may)
+    and appends a snippet; the value is always the full reward of the text."""
+    reward = make_reward([("bleu", 0.3), ("rouge1", 0.1), ("rouge2", 0.2), ("rougeL", 0.3), ("token_f1", 0.1)])
+    tracker, text = IncrementalReward(reward, refs), ""
+    for cut, snippet in edits:
+        text = text[: max(0, len(text) - cut)] + snippet
+        tracker.follow(text)
+        assert abs(tracker.value - reward(text, refs)[0]) <= 1e-9
+
+
+def test_following_scores_the_tail_alone():
+    tracker = IncrementalReward(make_reward("bleu"), ["the dog sees a ball"])
+    for text in ["the", "the do", "the dog s", "the dog sees a ball"]:
+        tracker.follow(text)
+    scorer = tracker.terms[0][0]
+    assert scorer.tokens == ["the", "dog", "sees", "a", "ball"] and scorer._word_sizes == [1, 1, 2, 1]  # "the ", "dog ", "sees a ", then the tail "ball"
+    assert tracker.value == 1.0
+    tracker.follow("the dog")  # the settled "the dog sees a " is taken back
+    assert scorer._word_sizes == [1, 1] and tracker.value == bleu("the dog", ["the dog sees a ball"])
 
 
 # "" appends nothing (as pad/eos decode); "a b" is one action that writes two words

@@ -29,7 +29,8 @@ class TokenGenTables:
     # (vocab,) str: what each id appends to the text (pad, bos, eos append nothing), for a
     # word vocabulary, whose text is the space-join of these; None for tokenizers
     words: np.ndarray | None
-    # a dense reward kept up to date by incremental scorers fed with ``words``
+    # a dense reward kept up to date by incremental scorers, fed with ``words``, or with
+    # the text (IncrementalReward.follow) when ``words`` is None
     incremental_reward: bool
 
 
@@ -131,10 +132,11 @@ class TokenGenEnv(TextEnv):
         first = self.examples[0]
         self.reward.check(first.prompt, first.references, first.prompt)
         self._extra_end_metrics = _extra_end_metrics(self.reward, self.examples)
-        # a word vocabulary decodes to the space-join of its tokens: dense rewards can then
-        # follow appended words incrementally instead of rescoring the text
+        # a word vocabulary decodes to the space-join of its tokens, so dense rewards follow
+        # appended words; a tokenizer's text grows at its end, so they follow the text
+        # (IncrementalReward.follow): neither rescores the whole text
         self.word_edits = isinstance(self.vocab, WordVocabulary)
-        self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=self.word_edits)
+        self._episode_reward = EpisodeReward(self.reward, reward_mode, word_edits=True)
         self.reward_mode = reward_mode
 
         longest_prompt = max(len(self.vocab.encode(e.prompt)) for e in self.task.examples())
@@ -269,7 +271,7 @@ class TokenGenEnv(TextEnv):
             self._output_ids[position] = token
             self._output_mask[position] = 1
             self.text = self._decoder.append(token)
-            self.report_appended(self._episode_reward, token)
+            self.report_appended(self._episode_reward, token, self.text)
         truncated = not terminated and len(self.output_token_ids) >= self.max_new_tokens
         done = terminated or truncated
         reward = self._episode_reward.step(self.text, done)
@@ -288,10 +290,16 @@ class TokenGenEnv(TextEnv):
             metrics[name] = CONCEPT_END_METRICS[name](text, example.references, example.prompt)
         return metrics
 
-    def report_appended(self, episode_reward: EpisodeReward, token: int) -> None:
-        """Tell ``episode_reward``'s incremental scorer (if any) that ``token`` was written."""
-        if episode_reward.words is not None:
-            episode_reward.words.append(self.decoded_word(token))
+    def report_appended(self, episode_reward: EpisodeReward, token: int, text: str) -> None:
+        """Tell ``episode_reward``'s incremental scorer (if any) that ``token`` was written,
+        which made the text ``text``."""
+        scorer = episode_reward.words
+        if scorer is None:
+            return
+        if self.word_edits:
+            scorer.append(self.decoded_word(token))
+        else:
+            scorer.follow(text)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {

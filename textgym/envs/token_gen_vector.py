@@ -25,8 +25,11 @@ class TokenGenVectorEnv(TextVectorEnv):
     Rewards equal the single env's. The reward's metrics score each finished text, except
     that a dense BLEU reward takes phi (the reward of the text so far) from one
     :class:`~textgym.rewards.incremental.AppendedBleu` for all sub-envs, finished texts
-    included, as it equals ``bleu()`` exactly. Other dense rewards keep phi with an
-    incremental scorer per sub-env where the metrics have one, else by rescoring the text.
+    included, as it equals ``bleu()`` exactly (with a word vocabulary). Other dense
+    rewards keep phi with an incremental scorer per sub-env where the metrics have one,
+    fed with the words written or, for a tokenizer, the text
+    (:meth:`~textgym.rewards.incremental.IncrementalReward.follow`), else by rescoring
+    the text.
     """
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
@@ -59,7 +62,7 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._bleu: AppendedBleu | None = None
         self._scorers: list[IncrementalReward | None] | None = None
         terms = env.reward.terms
-        if tables.incremental_reward and [metric for _, metric, _ in terms] == [bleu]:
+        if tables.incremental_reward and self._words is not None and [metric for _, metric, _ in terms] == [bleu]:
             self._bleu_name, _, self._bleu_weight = terms[0]
             references = [example.references for example in env.examples]
             self._bleu = AppendedBleu(list(self._words), references, num_envs, self.max_new_tokens)
@@ -151,8 +154,12 @@ class TokenGenVectorEnv(TextVectorEnv):
         potential[done], metrics = self._final_scores(rows[done])
         going = rows[~done]
         if self._scorers is not None:
-            for i, token in zip(writing.tolist(), tokens.tolist()):
-                self._scorers[i].append(self._words[token])
+            if self._words is None:  # a tokenizer: follow the texts of the sub-envs going on
+                for i in going.tolist():
+                    self._scorers[i].follow(self._texts[i])
+            else:
+                for i, token in zip(writing.tolist(), tokens.tolist()):
+                    self._scorers[i].append(self._words[token])
             potential[~done] = [self._scorers[i].value for i in going.tolist()]
         else:
             potential[~done] = self._final_scores(going)[0]

@@ -18,6 +18,7 @@ sub-envs) at once, with array operations instead of one scorer per text.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -82,12 +83,19 @@ class IncrementalScore:
         new = self.tokenize(word)
         stop = start + self._word_sizes[i]
         self._word_sizes[i] = len(new)
-        self._splice(start, stop, new)
+        # only the tokens after the common prefix change (a word being written grows at its end)
+        tokens, same = self.tokens, 0
+        while same < len(new) and start + same < stop and tokens[start + same] == new[same]:
+            same += 1
+        if start + same < stop or same < len(new):
+            self._splice(start + same, stop, new[same:])
 
     def _offset(self, i: int) -> int:
-        if not 0 <= i <= len(self._word_sizes):
-            raise IndexError(f"word position {i} is outside [0, {len(self._word_sizes)}]")
-        return len(self.tokens) if i == len(self._word_sizes) else sum(self._word_sizes[:i])
+        sizes = self._word_sizes
+        if not 0 <= i <= len(sizes):
+            raise IndexError(f"word position {i} is outside [0, {len(sizes)}]")
+        # summed from the nearer end, so that edits of the last words cost O(1)
+        return sum(sizes[:i]) if i <= len(sizes) // 2 else len(self.tokens) - sum(sizes[i:])
 
     def _splice(self, start: int, stop: int, new: Sequence[str]) -> None:
         raise NotImplementedError
@@ -248,13 +256,18 @@ def supports_incremental(reward: Reward) -> bool:
 
 class IncrementalReward:
     """A :class:`Reward` of one episode's text under word edits: one incremental scorer
-    per term, and their weighted sum as ``value``."""
+    per term, and their weighted sum as ``value``. A text that is not a space-join of
+    words, such as a tokenizer's decode, is scored as it grows by :meth:`follow`."""
 
     def __init__(self, reward: Reward, references: Sequence[str]):
         if not supports_incremental(reward):
             raise ValueError(f"{reward!r} has terms without an incremental scorer; supported: bleu, rouge1, "
                              "rouge2, rougeL, token_f1")
         self.terms = [(INCREMENTAL_SCORERS[metric](references), weight) for _, metric, weight in reward.terms]
+        # follow(): the scorers' words are the settled pieces of the text, then its tail
+        self._piece_ends: list[int] = []  # where each settled piece ends in the text
+        self._settled = ""  # the text of the settled pieces
+        self._tail: str | None = None  # the rest of the text; None before the first follow()
 
     def append(self, word: str) -> None:
         for scorer, _ in self.terms:
@@ -272,9 +285,61 @@ class IncrementalReward:
         for scorer, _ in self.terms:
             scorer.replace(i, word)
 
+    def follow(self, text: str) -> None:
+        """Score ``text``: the whole output so far of a text that grows at its end (a
+        tokenizer's decode, token by token), instead of word edits.
+
+        The text up to its last break (:func:`last_break`) is settled: scored once, as
+        pieces appended to the scorers. Only the tail after it, the word being written, is
+        scored again at the next call, so a call costs O(tail) and not O(text). Settled
+        pieces that ``text`` no longer starts with (a tokenizer's clean-up turns "do n" +
+        "'t" into "don't") are taken back first."""
+        ends = self._piece_ends
+        if self._tail is None or not text.startswith(self._settled):
+            if self._tail is not None:
+                self.delete(len(ends))  # the tail, then the pieces that changed
+                while ends and not text.startswith(self._settled[: ends[-1]]):
+                    ends.pop()
+                    self.delete(len(ends))
+                self._settled = self._settled[: ends[-1]] if ends else ""
+            self._tail = ""
+            self.append("")
+        start = ends[-1] if ends else 0
+        stop = last_break(text, start)
+        if stop > start:
+            self.replace(len(ends), text[start:stop])
+            ends.append(stop)
+            self._settled = text[:stop]
+            self._tail = text[stop:]
+            self.append(self._tail)
+        elif text[start:] != self._tail:
+            self._tail = text[start:]
+            self.replace(len(ends), self._tail)
+
     @property
     def value(self) -> float:
         return sum(weight * scorer.value for scorer, weight in self.terms)
+
+
+_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
+
+
+def last_break(text: str, start: int = 0) -> int:
+    """The end of the last whitespace character of ``text[start:]`` at which every
+    incremental metric's tokenizer splits ``text`` (``start`` if there is none): the
+    tokens of ``text[:j]`` followed by those of ``text[j:]`` are the tokens of ``text``.
+
+    rouge-score's tokenizer splits at any whitespace. sacreBLEU's 13a pads the text with
+    spaces, so its rules look no further than the spaces around a word, but it first
+    deletes "-\\n" (joining the words around it), after deleting "<skipped>": a newline
+    after "-" or "<skipped>" is no break."""
+    end = len(text)
+    while (match := _LAST_SPACE.match(text, start, end)) is not None:
+        j = match.end()
+        if text[j - 1] != "\n" or not (text.endswith("-", 0, j - 1) or text.endswith("<skipped>", 0, j - 1)):
+            return j
+        end = j - 1
+    return start
 
 
 class AppendedBleu:
