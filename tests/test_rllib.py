@@ -2,7 +2,6 @@
 token module learning copy in one env-runner process, masked actions never taken."""
 
 import logging
-import os
 import subprocess
 import sys
 
@@ -83,6 +82,7 @@ def test_masked_actions_get_no_probability():
 
 @pytest.mark.parametrize("bad, call, match", [
     ("TokenGen-Nope-v0", lambda bad: ppo_config(bad), r"unknown textgym env id 'TokenGen-Nope-v0'; valid: \['TokenGen-v0'"),
+    ({"reward": "blue"}, lambda bad: ppo_config("TokenGen-Copy-v0", **bad), r"unknown reward metric 'blue'; valid metrics: \['bleu'"),
     ({"embed": 8}, lambda bad: module_spec(**bad), r"unknown TokenPPOModule argument\(s\) \['embed'\]; valid: \['embed_dim'"),
     ({"head_dim": 0}, lambda bad: module_spec(**bad), "head_dim must be a positive int, got 0"),
     ({"encoder": "lstm"}, lambda bad: copy_module(**bad), r"unknown encoder 'lstm'; valid: \['concat'"),
@@ -94,13 +94,16 @@ def test_bad_arguments_raise(bad, call, match):
 
 
 @pytest.fixture
-def ray_session():
-    # quiet: no log deduplication notes, RLlib's warnings (new API stack, deprecations) held back
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    logging.getLogger("ray").setLevel(logging.ERROR)
+def ray_session(monkeypatch):
+    # quiet: no log deduplication notes, no worker logs, RLlib's warnings (new API stack, deprecations) held back
+    monkeypatch.setenv("RAY_DEDUP_LOGS", "0")
+    logger = logging.getLogger("ray")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield
     ray.shutdown()
+    logger.setLevel(level)
 
 
 def illegal_actions(runner) -> tuple[int, int]:

@@ -28,6 +28,7 @@ functions; Ray ships the registry to every process, and unpickling a creator imp
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import gymnasium as gym
@@ -116,7 +117,7 @@ class TokenPPOModule(TorchRLModule, ValueFunctionAPI):
                 f"'textgym:<id>' envs of textgym.rllib make them (ActionMaskObservation); got {space}"
             )
         config = self.model_config or {}
-        head_dim = config.get("head_dim", 128)
+        head_dim = int(config.get("head_dim", 128))
         self.encoder = TokenEncoder(space["observations"], **{k: config[k] for k in EXTRACTOR_ARGUMENTS if k in config})
         features = self.encoder.features_dim
         self.pi = nn.Sequential(nn.Linear(features, head_dim), nn.Tanh(), nn.Linear(head_dim, int(self.action_space.n)))
@@ -169,7 +170,7 @@ def module_spec(**model_config: Any) -> RLModuleSpec:
     if unknown:
         raise ValueError(f"unknown TokenPPOModule argument(s) {unknown}; valid: {list(MODEL_ARGUMENTS)}")
     head_dim = model_config.get("head_dim", 128)
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
+    if isinstance(head_dim, (bool, np.bool_)) or not isinstance(head_dim, numbers.Integral) or head_dim < 1:
         raise ValueError(f"head_dim must be a positive int, got {head_dim!r}")
     return RLModuleSpec(module_class=TokenPPOModule, model_config=model_config)
 
@@ -177,10 +178,12 @@ def module_spec(**model_config: Any) -> RLModuleSpec:
 def ppo_config(env_id: str, model_config: dict[str, Any] | None = None, **env_kwargs: Any) -> PPOConfig:
     """A ``PPOConfig`` on ``"textgym:<env_id>"`` made with ``env_kwargs``, with :class:`TokenPPOModule`
     (built with ``model_config``, see :func:`module_spec`). Chain ``.training(...)``,
-    ``.env_runners(...)`` and so on as on any ``PPOConfig``."""
-    env_id = env_id.removeprefix(PREFIX)
-    if env_id not in ENVS:
+    ``.env_runners(...)`` and so on as on any ``PPOConfig``. The env is made once here, so
+    that a bad ``env_kwargs`` raises now rather than in the env-runner processes."""
+    if not isinstance(env_id, str) or env_id.removeprefix(PREFIX) not in ENVS:
         raise ValueError(f"unknown textgym env id {env_id!r}; valid: {list(ENVS)}")
+    env_id = env_id.removeprefix(PREFIX)
+    make_env(env_id, env_kwargs).close()
     return (PPOConfig()
             .environment(PREFIX + env_id, env_config=env_kwargs)
             .rl_module(rl_module_spec=module_spec(**(model_config or {}))))
