@@ -86,7 +86,7 @@ def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
     names = [row[0] for row in rows]
     assert names[1:5] == ["| source (no edit)", "| random deletion to the trained policy's ratio (seeded)",
                           "| tiny offline BERT policy before training (greedy)",
-                          "| tiny offline BERT policy after PPO (32 steps, lr 0.0001, greedy)"]
+                          "| tiny offline BERT policy after PPO (32 steps, lr 0.0002, greedy)"]
     source = rows[1]
     assert source[1] == "1.000 (+0.400)" and source[2] == "1.000" and source[3] == "1.000"  # the source scores itself
     for row in rows[1:5]:
