@@ -14,7 +14,9 @@ vocabulary of the train split (its ``--vocab-size`` most frequent 13a words, cas
 by ``agents.lm.pretrain_mle`` on the first ``--mle-sets`` train concept sets (every
 reference), then ``LMPPOAgent`` (built after the warm start, so that its frozen KL reference
 is the warm start) on ``reward=["bleu", ("coverage", --coverage-weight)]`` for ``--ppo-steps``
-env steps, rolling out on the native ``TokenGenVectorEnv``. ``--smollm2`` adds the same two
+env steps, rolling out on the native ``TokenGenVectorEnv``, with self-critical advantages by
+default (``--advantage``: the greedy rollout's return as the baseline, as SCST; GAE lowered
+greedy BLEU more in tuning). ``--smollm2`` adds the same two
 rows for SmolLM2-135M (``load_causal_lm("smollm2")``, MLE on ``--smollm2-sets`` concept sets),
 off by default: it does not fit the CPU budget.
 
@@ -80,12 +82,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-layer", type=int, default=1 if QUICK else 3)
     parser.add_argument("--n-embd", type=int, default=32 if QUICK else 128)
     parser.add_argument("--n-head", type=int, default=2 if QUICK else 4)
-    parser.add_argument("--mle-sets", type=int, default=200 if QUICK else 8000, help="train concept sets of the MLE warm start")
+    parser.add_argument("--mle-sets", type=int, default=200 if QUICK else 6000, help="train concept sets of the MLE warm start")
     parser.add_argument("--mle-epochs", type=int, default=1 if QUICK else 2)
     parser.add_argument("--mle-lr", type=float, default=1e-3)
-    parser.add_argument("--ppo-steps", type=int, default=400 if QUICK else 40_000, help="PPO env steps")
-    parser.add_argument("--eval-every", type=int, default=1 if QUICK else 25, help="PPO updates between validation points")
-    parser.add_argument("--lr", type=float, default=1e-4, help="PPO learning rate")
+    parser.add_argument("--ppo-steps", type=int, default=400 if QUICK else 10_000, help="PPO env steps")
+    parser.add_argument("--eval-every", type=int, default=1 if QUICK else 20, help="PPO updates between validation points")
+    parser.add_argument("--lr", type=float, default=3e-5, help="PPO learning rate")
+    parser.add_argument("--advantage", default="self-critical", help="PPO advantage: gae or self-critical (SCST)")
     parser.add_argument("--kl-coef", type=float, default=0.05, help="KL penalty to the warm start")
     parser.add_argument("--coverage-weight", type=float, default=0.5, help="coverage's weight in the reward (BLEU weighs 1)")
     parser.add_argument("--temperature", type=float, default=1.0, help="PPO's (and sampled decoding's) temperature")
@@ -210,7 +213,8 @@ def run_seed(run: ModelRun, build: Callable[[], tuple[Any, Vocabulary]], mle: di
     valid = [gym.make("TokenGen-v0", split="validation", **{**settings, "task": held_out})
              for _ in range(min(EVAL_BATCH, len(held_out.split("validation"))))]
     agent = LMPPOAgent(env, model=model, envs=gym.make_vec("TokenGen-v0", num_envs=args.num_envs, **settings), seed=seed,
-                       learning_rate=args.lr, kl_coef=args.kl_coef, temperature=args.temperature, num_envs=args.num_envs)
+                       learning_rate=args.lr, kl_coef=args.kl_coef, temperature=args.temperature, num_envs=args.num_envs,
+                       advantage=args.advantage)
     examples = held_out.split("validation")
     outputs = {f"warm start, {k}": v for k, v in evaluate(agent, valid, seed, args.temperature).items()}
     curve = [(0, scores(outputs["warm start, greedy"], examples)["BLEU-4"])]
@@ -302,7 +306,8 @@ def main() -> int:
              f"{runs[0].n_params / 1e6:.2f}M parameters, a word vocabulary of {len(vocab):,} (the train split's most frequent), "
              f"MLE on {len(models[0][2]['task'].split('train')):,} train concept sets x {args.mle_epochs} epochs "
              f"(lr {args.mle_lr:g}); PPO: {args.ppo_steps:,} env steps on the {len(train):,} train concept sets, "
-             f"reward `['bleu', ('coverage', {args.coverage_weight:g})]`, lr {args.lr:g}, kl_coef {args.kl_coef:g} "
+             f"reward `['bleu', ('coverage', {args.coverage_weight:g})]`, {args.advantage} advantages, "
+             f"lr {args.lr:g}, kl_coef {args.kl_coef:g} "
              f"(to the warm start), temperature {args.temperature:g}, {args.num_envs} episodes per update, "
              f"max_new_tokens {args.max_new_tokens}. Sampled rows sample at that temperature.", "",
              f"Seeds {args.seeds} ({'mean ± 95% t-interval' if len(args.seeds) > 1 else 'one seed: n=1'}); "
