@@ -225,6 +225,8 @@ def _sample(model: Any, prompt_ids: list[list[int]], envs: list[TokenGenEnv], le
             generator: torch.Generator) -> tuple[list[list[int]], list[list[float]], list[list[float]]]:
     """Sample one completion per env, one token per ``env.step``, with one incremental
     forward pass of the batch per step (left-padded prompts, a KV cache)."""
+    from transformers import DynamicCache
+
     device = next(model.parameters()).device
     n, width = len(prompt_ids), max(map(len, prompt_ids))
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -237,8 +239,6 @@ def _sample(model: Any, prompt_ids: list[list[int]], envs: list[TokenGenEnv], le
     logprobs: list[list[float]] = [[] for _ in range(n)]
     rewards: list[list[float]] = [[] for _ in range(n)]
     active = np.ones(n, dtype=bool)
-    from transformers import DynamicCache
-
     cache = DynamicCache(config=model.config)
     was_training = model.training
     model.eval()
@@ -277,7 +277,8 @@ def _top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         ordered, order = logits.sort(dim=-1, descending=True)
-        drop = ordered.softmax(-1).cumsum(-1) - ordered.softmax(-1) >= top_p  # mass before a token already >= top_p
+        probs = ordered.softmax(-1)
+        drop = probs.cumsum(-1) - probs >= top_p  # the mass before a token already reaches top_p
         logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
     return logits
 
