@@ -16,10 +16,11 @@ generated ``--tokens`` completion tokens (EOS included):
 3. textgym's ``LMPPOAgent`` on the dense BLEU reward, with lesson 07's settings (GAE, value
    head, adaptive KL to the warm start).
 
-Scores: mean BLEU of sampled completions (temperature 1, legal tokens) of every train
-prompt, 4 times over, before and after; from 3 seeds on, mean ± the half-width of a 95%
-Student-t interval over seeds. The TRL runs log every step; training stops at the first
-step whose completions reach the budget.
+Scores: mean BLEU of sampled completions (temperature 1, legal tokens), 4 per train prompt
+(every prompt 4 times for the TRL models, 240 random draws for the agent), before and
+after; from 3 seeds on, mean ± the half-width of a 95% Student-t interval over seeds.
+The TRL runs log every step; training stops at the first step whose completions reach
+the budget.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 import textgym.trl as tt
-from agents import LMPPOAgent
+from agents import LMPPOAgent, evaluate
 from agents.lm import pretrain_mle, tiny_causal_lm
 
 TASK, TASK_KWARGS = "TokenGen-Keywords-v0", {"n_subjects": 5, "n_verbs": 4, "n_objects": 5}
@@ -67,15 +68,8 @@ def sampled_bleu_trl(rollout: tt.EnvRollout, trainer: GRPOTrainer) -> float:
 
 
 def sampled_bleu_agent(agent: LMPPOAgent, env: gym.Env) -> float:
-    scores = []
-    for i in range(EVAL_REPEATS * len(env.unwrapped.examples)):
-        obs, info = env.reset(seed=i, options={"index": i % len(env.unwrapped.examples)})
-        done = False
-        while not done:
-            obs, _, terminated, truncated, info = env.step(agent.act(obs, info, deterministic=False))
-            done = terminated or truncated
-        scores.append(info["metrics"]["bleu"])
-    return float(np.mean(scores))
+    """The same number of sampled episodes, on prompts drawn at random (``agents.evaluate``)."""
+    return evaluate(agent, env, n_episodes=EVAL_REPEATS * len(env.unwrapped.examples), deterministic=False)["bleu"]
 
 
 def run_trl(warm: torch.nn.Module, dense: bool, tokens: int, seed: int) -> tuple[float, float, float, float]:
