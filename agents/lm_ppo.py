@@ -1,6 +1,7 @@
 """PPO on a transformers LM policy (Ziegler et al., 2019; Stiennon et al., 2020) for every
 textgym env, with a supervised warm start, an optional NLPO-style action mask (Ramamurthy
-et al., 2023) and an SCST baseline (Rennie et al., 2017).
+et al., 2023), an SCST baseline (Rennie et al., 2017), a group baseline (GRPO's, Shao et al.,
+2024) and LoRA adapters (Hu et al., 2021) through peft.
 
 The pieces, one module each: the *policy* (``agents.lm_policy``: the model, the action
 heads of its env's text view, a value head), the env's *text view* (``agents.text_views``:
@@ -13,7 +14,8 @@ built and again after ``warm_start``) keeps pi close to what it was:
                                   or kl_t = (rho - 1) - log rho, rho = pi_ref_L / pi_L      (k3)
     beta  <- beta * (1 + clip(KL / KL_target - 1, -0.2, 0.2) * n_episodes / horizon)     (adaptive)
     A_t   = GAE(gamma, lambda) of r_t with V from the value head,
-            or G_t - R_greedy (self-critical: the greedy rollout's env return as baseline)
+            or G_t - R_greedy (self-critical: the greedy rollout's env return as baseline),
+            or (G_0 - mean_g G_0) [/ std_g G_0] at every step (group: G episodes of one prompt, no critic)
     L     = E[max(-A ratio, -A clip(ratio, 1 - eps, 1 + eps))]
             + c_v E[max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)] / 2 - c_e H
 
@@ -27,6 +29,11 @@ not for drift.) The reward uses kl_t; the adaptive controller and ``charts/kl`` 
 exact KL at each visited state, sum_a pi_L(a) log(pi_L(a) / pi_ref_L(a)).
 
 Episodes end when the env says so; nothing is bootstrapped after an episode's last step.
+
+LoRA (``lora_r > 0``): the trunk's weights freeze and low-rank adapters train; the reference
+is the same trunk with its adapters disabled (no second copy) and the value head reads the
+adapted trunk. A checkpoint then holds the adapters and heads only; ``load`` takes the base
+model again (``model=``, or the name or directory the agent was built from).
 """
 
 from __future__ import annotations
@@ -53,11 +60,11 @@ from agents.base import Agent, Callback, EpisodeLog, EpisodeTracker, check_range
 from agents.checkpoint_dirs import checkpoint_sibling, file_sha256, heal_checkpoint_dir
 from agents.dqn import resolve_device
 from agents.env_batch import EnvBatch
-from agents.lm_policy import LMPolicy, build_policy
+from agents.lm_policy import LMPolicy, build_policy, trained_weights, weights_fingerprint
 from agents.lm_rollout import Rollout, Sampler, collect
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-CHOICES = {"advantage": ("gae", "self-critical"), "kl_estimator": ("k1", "k3"), "kl_controller": ("fixed", "adaptive"),
+CHOICES = {"advantage": ("gae", "self-critical", "group"), "kl_estimator": ("k1", "k3"), "kl_controller": ("fixed", "adaptive"),
            "value_model": ("shared", "separate"), "mask_model": ("reference", "lagged"), "dtype": tuple(DTYPES)}
 # field: (type, lowest, highest or None for no bound, whether the lowest value itself is excluded)
 RANGES = {
@@ -67,7 +74,8 @@ RANGES = {
     "ent_coef": (float, 0, None, False), "max_grad_norm": (float, 0, None, True),
     "max_approx_kl": (float, 0, None, True), "kl_coef": (float, 0, None, False), "kl_target": (float, 0, None, True),
     "kl_horizon": (int, 1, None, False), "temperature": (float, 0, None, True), "top_k": (int, 0, None, False),
-    "top_p": (float, 0, 1, True), "mask_update_interval": (int, 1, None, False),
+    "top_p": (float, 0, 1, True), "mask_update_interval": (int, 1, None, False), "group_size": (int, 2, None, False),
+    "lora_r": (int, 0, None, False), "lora_alpha": (float, 0, None, True), "lora_dropout": (float, 0, 1, False),
 }
 OPTIONAL = {"clip_value", "max_approx_kl"}  # None disables them
 
@@ -75,13 +83,15 @@ OPTIONAL = {"clip_value", "max_approx_kl"}  # None disables them
 @dataclass
 class LMPPOConfig:
     learning_rate: float = 1e-4  # Adam step size
-    num_envs: int = 16  # episodes per rollout, one env copy (and one KV cache row) each
+    num_envs: int = 16  # episodes per rollout, one sub-env (and one KV cache row) each
     n_epochs: int = 4  # passes over each rollout
     n_minibatches: int = 4  # minibatches (of episodes) per epoch
     gamma: float = 1.0  # discount
     gae_lambda: float = 0.95  # GAE lambda
-    advantage: str = "gae"  # "gae" or "self-critical" (greedy rollout's return as baseline)
-    whiten_advantages: bool = True  # normalise advantages over the rollout
+    advantage: str = "gae"  # "gae", "self-critical" (greedy rollout's return as baseline) or "group" (GRPO's)
+    group_size: int = 4  # "group": episodes per prompt (num_envs is a multiple of it)
+    group_std: bool = False  # "group": also divide by the group's std of returns (GRPO; Dr. GRPO leaves it out)
+    whiten_advantages: bool = True  # normalise advantages over the rollout (not "group": it normalises per group)
     clip_coef: float = 0.2  # PPO ratio clip
     clip_value: float | None = 0.2  # value clip around the old value; None to disable
     vf_coef: float = 0.5  # value loss weight
@@ -99,6 +109,11 @@ class LMPPOConfig:
     mask_model: str = "reference"  # "reference" or "lagged" (a copy of the policy, refreshed)
     mask_update_interval: int = 10  # rollouts between refreshes of the lagged mask model
     value_model: str = "shared"  # "shared" (head on the policy trunk) or "separate" (own LM copy)
+    lora_r: int = 0  # rank of LoRA adapters on the trunk (needs peft); 0: the whole trunk trains
+    lora_alpha: float = 16.0  # LoRA scale alpha / r
+    lora_dropout: float = 0.0  # dropout on the adapters' input
+    lora_target_modules: list[str] | str | None = None  # module names (or a regex) to adapt; None: peft's default
+    compile_decode: bool = False  # TokenGen: torch.compile the rollout's one-token steps (compiles at the first)
     device: str = "auto"  # "cpu", "cuda" or "auto"
     dtype: str = "float32"  # policy dtype: "float32" or "bfloat16" (GPU)
     ref_device: str | None = None  # reference model device (default: the policy's)
@@ -115,11 +130,34 @@ class LMPPOConfig:
             if value is None and name in OPTIONAL:
                 continue
             setattr(self, name, _check_range(name, value, kind, low, high, low_open, name in OPTIONAL))
-        if not isinstance(self.whiten_advantages, (bool, np.bool_)):
-            raise TypeError(f"whiten_advantages must be a bool, got {self.whiten_advantages!r}")
-        self.whiten_advantages = bool(self.whiten_advantages)
+        for name in ("whiten_advantages", "compile_decode", "group_std"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            setattr(self, name, bool(getattr(self, name)))
         for name in ("device", "ref_device"):
             _check_device(name, getattr(self, name), optional=name == "ref_device")
+        if self.advantage == "group" and self.num_envs % self.group_size:
+            raise ValueError(f"advantage='group' runs num_envs in groups of group_size episodes: num_envs={self.num_envs} "
+                             f"is not a multiple of group_size={self.group_size}")
+        if self.advantage == "group" and self.value_model == "separate":
+            raise ValueError("value_model='separate' builds a critic, and advantage='group' has none: use value_model='shared'")
+        self.lora_target_modules = _check_target_modules(self.lora_target_modules)
+        if self.lora_r:
+            if self.value_model == "separate":
+                raise ValueError("with lora_r > 0 the value head reads the shared, adapted trunk: use value_model='shared'")
+            shared = [f"{name}={getattr(self, name)!r}" for name in ("ref_device", "ref_dtype") if getattr(self, name)]
+            if shared:
+                raise ValueError(f"with lora_r > 0 the reference is the policy's own trunk with its adapters off, on the "
+                                 f"policy's device and dtype: drop {', '.join(shared)}")
+
+
+def _check_target_modules(value: Any) -> list[str] | str | None:
+    """None, a regex (str) or a non-empty list of module names, as peft takes them."""
+    if value is None or (isinstance(value, str) and value):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(name, str) and name for name in value):
+        return list(value)
+    raise TypeError(f"lora_target_modules must be None, a regex or a non-empty list of module names, got {value!r}")
 
 
 def _check_range(name: str, value: Any, kind: type, low: float, high: float | None, low_open: bool,
@@ -162,11 +200,14 @@ class LMPPOAgent(Agent):
     transformers directory, or a model object; on NERTag and TokenEdit a model object comes
     with its ``tokenizer`` (see :func:`agents.lm_policy.build_policy`). ``ref_model``: a
     TokenGen reference LM other than the policy's copy. ``envs``: the rollout envs, a list or a
-    Gymnasium vector env (default: ``num_envs`` copies of ``env``). A rollout is one episode
-    per env; ``learn(total_timesteps)`` counts its env steps (the self-critical baseline's
+    Gymnasium vector env (default on TokenGen: ``gym.make_vec`` of ``env``'s spec, the native
+    vector env with ``num_envs`` sub-envs; else ``num_envs`` copies of ``env``). A rollout is
+    one episode per env; ``learn(total_timesteps)`` counts its env steps (the self-critical baseline's
     greedy rollouts are not counted). ``warm_start(epochs)`` fits the policy to the env's
     supervised targets first (gold tags, oracle edits, references) and makes the result the
     reference. Tested on CPU; CUDA and ``dtype="bfloat16"`` follow the same code path.
+
+    With ``lora_r > 0`` the model object given is wrapped in place by peft's LoRA adapters.
     """
 
     Config = LMPPOConfig
@@ -176,10 +217,24 @@ class LMPPOAgent(Agent):
         super().__init__(env, seed=seed, **kwargs)
         cfg = self.config
         self.device = resolve_device(cfg.device)
-        self.view, policy = build_policy(env, model, tokenizer, separate_value_trunk=cfg.value_model == "separate")
+        self.view, policy = build_policy(env, model, tokenizer, separate_value_trunk=cfg.value_model == "separate",
+                                         value_head=cfg.advantage != "group")
+        if cfg.compile_decode:
+            if not self.view.needs_lm_head:
+                raise ValueError("compile_decode=True is for TokenGen's causal LMs, whose rollout steps are one-token passes")
+            self.view.compile_decode = True
         self.policy: LMPolicy = policy.to(self.device, DTYPES[cfg.dtype])
+        # LoRA: what load rebuilds the base model from (a name or directory, if it was given one), and its fingerprint
+        self.base_model, self.base_fingerprint = None, None
+        self.merged_adapters: list[dict[str, torch.Tensor]] = []  # LoRA: the adapters each warm start folded into the base
+        if cfg.lora_r:
+            if ref_model is not None:
+                raise ValueError("ref_model= does not go with lora_r > 0: the reference is the policy's trunk, adapters off")
+            self.base_model = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+            self.base_fingerprint = weights_fingerprint(self.policy.trunk)
+            self.policy.add_lora(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
         self.ref_device = resolve_device(cfg.ref_device or str(self.device))
-        self.reference = self.policy.frozen(self.ref_device, DTYPES[cfg.ref_dtype or cfg.dtype])
+        self.reference = self._new_reference()
         if ref_model is not None:
             if not self.view.needs_lm_head:
                 raise ValueError("ref_model= is for TokenGen's causal LMs; on other envs the reference is a copy of the policy")
@@ -192,7 +247,15 @@ class LMPPOAgent(Agent):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.kl_coef = cfg.kl_coef
         self.generator = torch.Generator(self.device).manual_seed(seed)
-        self.envs = EnvBatch(envs if envs is not None else [copy_env(env) for _ in range(cfg.num_envs)])
+        if envs is not None:
+            self.envs = EnvBatch(envs)
+        elif self.view.needs_lm_head:  # TokenGen: through its native vector env, when its id has one
+            self.envs = EnvBatch.of(env, cfg.num_envs)
+        else:
+            self.envs = EnvBatch([copy_env(env) for _ in range(cfg.num_envs)])
+        if cfg.advantage == "group" and self.envs.n % cfg.group_size:
+            raise ValueError(f"advantage='group' runs the envs in groups of group_size={cfg.group_size}, and envs= holds "
+                             f"{self.envs.n}, not a multiple of it")
         self.update_log = EpisodeLog()  # one record per PPO update: losses/..., charts/kl, ...
         self.warm_start_log = EpisodeLog()  # one record per warm-start epoch
         self._act_states: dict[str, Any] = {}  # the view's acting state, per scoring policy
@@ -257,25 +320,28 @@ class LMPPOAgent(Agent):
         """Old log-probs and values, KL-penalised rewards, advantages and returns, the KL
         estimate per step (``kl``, in the rewards) and the exact KL at each visited state
         (``exact_kl``). ``baseline`` (a greedy return per episode) is required for
-        self-critical advantages."""
+        self-critical advantages; group advantages take the rows as consecutive groups of
+        ``group_size`` episodes of one prompt, and have no values (``old_values`` is None)."""
         cfg = self.config
         if cfg.advantage == "self-critical" and baseline is None:
             raise ValueError("advantage='self-critical' needs baseline=: the greedy rollout's return per episode")
         valid, legal = batch.valid.to(self.device), batch.legal.to(self.device)
         actions = batch.actions.to(self.device)[..., None]
-        logits, values = self.outputs(batch)
+        logits, values = self.outputs(batch, values=cfg.advantage != "group")
         masked = ppo.masked_logprobs(logits, legal, valid)
         old_logprobs = masked.gather(-1, actions).squeeze(-1)
         ref_masked = self.reference_logprobs(batch)
         kl = self.kl_per_token(old_logprobs, ref_masked.gather(-1, actions).squeeze(-1)) * valid
         exact_kl = ppo.exact_kl(masked, ref_masked, legal) * valid
         rewards = batch.env_rewards.to(self.device) - self.kl_coef * kl
-        values = values * valid
-        if cfg.advantage == "gae":
+        values = None if values is None else values * valid
+        if cfg.advantage == "group":
+            advantages, returns = ppo.group_relative(rewards, valid, cfg.group_size, cfg.gamma, cfg.group_std)
+        elif cfg.advantage == "gae":
             advantages, returns = ppo.gae(rewards, values, valid, cfg.gamma, cfg.gae_lambda)
         else:
             advantages, returns = ppo.self_critical(rewards, valid, baseline, cfg.gamma)
-        if cfg.whiten_advantages:
+        if cfg.whiten_advantages and cfg.advantage != "group":
             advantages = ppo.whitened(advantages, valid)
         return {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
                 "kl": kl, "exact_kl": exact_kl, "valid": valid}
@@ -284,18 +350,20 @@ class LMPPOAgent(Agent):
         """The PPO loss on episodes ``rows``, and its parts for logging."""
         cfg = self.config
         valid = prepared["valid"][rows]
-        logits, values = self.outputs(batch, rows)
+        critic = cfg.advantage != "group"  # the group baseline has no value head
+        logits, values = self.outputs(batch, rows, values=critic)
         masked = ppo.masked_logprobs(logits, batch.legal[rows].to(self.device), valid)
         logprobs = masked.gather(-1, batch.actions[rows].to(self.device)[..., None]).squeeze(-1)
         parts = ppo.clipped_losses(logprobs, prepared["old_logprobs"][rows], prepared["advantages"][rows], values,
-                                   prepared["old_values"][rows], prepared["returns"][rows], valid, cfg.clip_coef,
-                                   cfg.clip_value)
+                                   prepared["old_values"][rows] if critic else None, prepared["returns"][rows], valid,
+                                   cfg.clip_coef, cfg.clip_value)
         entropy = ppo.entropy(masked, valid)
         total = parts["policy"] - cfg.ent_coef * entropy
         if cfg.advantage == "gae":  # self-critical training has no critic to fit
             total = total + cfg.vf_coef * parts["value"]
-        return total, {"losses/policy": parts["policy"].item(), "losses/value": parts["value"].item(),
-                       "losses/entropy": entropy.item(), "losses/approx_kl": parts["approx_kl"].item()}
+        return total, {"losses/policy": parts["policy"].item(), "losses/entropy": entropy.item(),
+                       "losses/approx_kl": parts["approx_kl"].item(),
+                       **({"losses/value": parts["value"].item()} if critic else {})}
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad()
@@ -336,7 +404,9 @@ class LMPPOAgent(Agent):
         steps, n_updates, keep_going = 0, 0, True
         while steps < total_timesteps and keep_going:
             start = time.perf_counter()
-            seeds = [int(s) for s in self.rng.integers(2**31, size=self.envs.n)]
+            # a group's episodes share a seed: the same example, sampled apart by the policy
+            group = cfg.group_size if cfg.advantage == "group" else 1
+            seeds = np.repeat(self.rng.integers(2**31, size=self.envs.n // group), group).tolist()
             batch = self.rollout(seeds, max_steps=total_timesteps - steps)
             rollout_time = time.perf_counter() - start
             for i in range(self.envs.n):  # replay each episode into the tracker, one after another
@@ -348,9 +418,11 @@ class LMPPOAgent(Agent):
                     steps += 1
             n_steps = batch.n_steps
             self.num_timesteps += n_steps
-            if not bool(batch.complete.any()):
-                continue
             complete = batch.complete
+            if group > 1:  # a group is trained on whole or not at all
+                complete = complete.reshape(-1, group).all(1).repeat_interleave(group)
+            if not bool(complete.any()):
+                continue
             batch = batch.episodes(complete)  # the episodes the step budget cut are not trained on
             baseline = None
             if cfg.advantage == "self-critical":  # the same prompts again, greedily: SCST's baseline
@@ -431,10 +503,18 @@ class LMPPOAgent(Agent):
         self._rebase_reference()
         return self
 
-    def _rebase_reference(self) -> None:
-        """Make the current policy the reference (and the lagged mask model)."""
+    def _new_reference(self) -> LMPolicy:
+        """A frozen copy of the policy, or for LoRA its trunk with the adapters off."""
         cfg = self.config
-        self.reference = self.policy.frozen(self.ref_device, DTYPES[cfg.ref_dtype or cfg.dtype])
+        return self.policy.base() if self.policy.lora else self.policy.frozen(self.ref_device, DTYPES[cfg.ref_dtype or cfg.dtype])
+
+    def _rebase_reference(self) -> None:
+        """Make the current policy the reference (and the lagged mask model); a LoRA policy
+        first folds its adapters into the trunk, which its reference sees."""
+        cfg = self.config
+        if self.policy.lora:
+            self.merged_adapters.append(self.policy.merge_lora())
+        self.reference = self._new_reference()
         if self.mask_policy is not None:
             self.mask_policy = self.policy.frozen() if cfg.mask_model == "lagged" else self.reference
         self._act_states.clear()
@@ -454,10 +534,12 @@ class LMPPOAgent(Agent):
     def save(self, path: str | os.PathLike) -> None:
         """A directory: ``agent.json`` (config, spaces, model configs, a SHA-256 per weights
         file), one ``.safetensors`` file per module and the model's ``tokenizer/`` (NERTag,
-        TokenEdit). It is written whole into a temporary directory beside ``path`` and
+        TokenEdit). With LoRA the trunk's file is ``adapters.safetensors`` (the adapters only),
+        and ``merged_adapters.safetensors`` holds those each warm start folded into the base. It
+        is written whole into a temporary directory beside ``path`` and
         swapped in by renames, so ``path`` always holds the old or the new checkpoint; what a
         killed save leaves behind is cleaned up by the next ``save`` or ``load``."""
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file, save_model
 
         path = Path(path)
         if path.exists() and not path.is_dir():
@@ -470,6 +552,14 @@ class LMPPOAgent(Agent):
             for name, module in self._modules().items():
                 save_model(module, str(tmp / f"{name}.safetensors"))
                 digests[f"{name}.safetensors"] = file_sha256(tmp / f"{name}.safetensors")
+            if self.merged_adapters:
+                save_file({f"{i}/{key}": tensor.contiguous() for i, adapters in enumerate(self.merged_adapters)
+                           for key, tensor in adapters.items()}, str(tmp / MERGED_ADAPTERS))
+                digests[MERGED_ADAPTERS] = file_sha256(tmp / MERGED_ADAPTERS)
+            lora = None
+            if self.policy.lora:
+                lora = {"base_model": self.base_model, "base_fingerprint": self.base_fingerprint,
+                        "merges": len(self.merged_adapters)}
             if self.policy.tokenizer is not None:
                 self.policy.tokenizer.save_pretrained(tmp / "tokenizer")
             meta = {"agent": type(self).__name__, "format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(self.config),
@@ -477,7 +567,7 @@ class LMPPOAgent(Agent):
                     "spaces": space_signature(self.env), "view": type(self.view).__name__,
                     "causal_lm_head": self.view.needs_lm_head,
                     "model_config": self.policy.trunk.config.to_dict(),
-                    "reference_config": self.reference.trunk.config.to_dict(), "sha256": digests}
+                    "reference_config": self.reference.trunk.config.to_dict(), "lora": lora, "sha256": digests}
             (tmp / "agent.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -491,11 +581,14 @@ class LMPPOAgent(Agent):
             os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, env: gym.Env | None = None) -> LMPPOAgent:
+    def load(cls, path: str | os.PathLike, env: gym.Env | None = None, model: Any = None) -> LMPPOAgent:
         """Load a directory written by ``save`` into an agent acting in ``env`` (required,
         with the spaces the agent was trained on). Weights load as tensors only, after their
-        SHA-256 is checked against ``agent.json``; the tokenizer loads from local files."""
-        from safetensors.torch import load_model
+        SHA-256 is checked against ``agent.json``; the tokenizer loads from local files.
+        ``model``: the base model of a LoRA checkpoint, which holds adapters only (default:
+        the name or directory the agent was built from); a fresh one, not the trained agent's
+        (which its adapters and warm starts changed in place)."""
+        from safetensors.torch import load_file, load_model
 
         path = Path(path)
         heal_checkpoint_dir(path)
@@ -525,20 +618,37 @@ class LMPPOAgent(Agent):
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer", local_files_only=True)
-        lm_head = bool(meta["causal_lm_head"])
-        model = _model_from_config(meta["model_config"], lm_head)
-        ref_model = _model_from_config(meta["reference_config"], lm_head) if lm_head else None
+        lm_head, lora = bool(meta["causal_lm_head"]), meta.get("lora")
+        ref_model = None
+        if lora:
+            model = model if model is not None else lora["base_model"]
+            if model is None:
+                raise ValueError(f"{path} holds LoRA adapters only, of a base model given as an object: pass a fresh copy "
+                                 f"of it, {cls.__name__}.load(path, env, model=base)")
+        elif model is not None:
+            raise ValueError(f"model= is the base model of a LoRA checkpoint; {path} holds its whole model")
+        else:
+            model = _model_from_config(meta["model_config"], lm_head)
+            ref_model = _model_from_config(meta["reference_config"], lm_head) if lm_head else None
         agent = cls(env, model=model, tokenizer=tokenizer, ref_model=ref_model, seed=meta["seed"], **meta["config"])
         view = type(agent.view).__name__
         if meta.get("view", view) != view:
             raise ValueError(f"{path} holds a policy with a {meta['view']}, and this env takes a {view}")
         digests = meta["sha256"]
+        if lora:
+            if agent.base_fingerprint != lora["base_fingerprint"]:
+                raise ValueError(f"{path} holds LoRA adapters of another base model than {model!r} (their weights differ)")
+            merged: list[dict[str, torch.Tensor]] = [{} for _ in range(lora["merges"])]
+            if merged:
+                for key, tensor in load_file(str(_checked_weights(path, MERGED_ADAPTERS, digests)),
+                                             device=str(agent.device)).items():
+                    index, name = key.split("/", 1)
+                    merged[int(index)][name] = tensor
+            for adapters in merged:  # each warm start again: its adapters folded into the base
+                trained_weights(agent.policy.trunk).load_state_dict(adapters)
+                agent._rebase_reference()
         for name, module in agent._modules().items():
-            weights = path / f"{name}.safetensors"
-            if not weights.is_file():
-                raise FileNotFoundError(f"checkpoint {path} is incomplete: {weights.name} is missing")
-            if digests.get(weights.name) != file_sha256(weights):
-                raise ValueError(f"checkpoint {path} is corrupted (digest mismatch in {weights.name})")
+            weights = _checked_weights(path, f"{name}.safetensors", digests)
             try:
                 load_model(module, str(weights), device=str(agent.device if name != "reference" else agent.ref_device))
             except RuntimeError as error:  # shapes that do not fit, e.g. a checkpoint of an older view
@@ -549,6 +659,17 @@ class LMPPOAgent(Agent):
 
 
 CHECKPOINT_FORMAT = 2  # 1: the TokenGen-only layout (policy, value_head, reference as plain LMs)
+MERGED_ADAPTERS = "merged_adapters.safetensors"
+
+
+def _checked_weights(path: Path, file: str, digests: dict[str, str]) -> Path:
+    """Checkpoint ``path``'s weights ``file``, there and matching its digest."""
+    weights = path / file
+    if not weights.is_file():
+        raise FileNotFoundError(f"checkpoint {path} is incomplete: {file} is missing")
+    if digests.get(file) != file_sha256(weights):
+        raise ValueError(f"checkpoint {path} is corrupted (digest mismatch in {file})")
+    return weights
 
 
 def has_references(env: gym.Env) -> bool:

@@ -1,5 +1,5 @@
 """PPO for LM policies, as pure functions on (B, T) tensors of episodes: masked
-log-probs, the KL to a reference, GAE and self-critical advantages, the clipped losses
+log-probs, the KL to a reference, GAE, self-critical and group advantages, the clipped losses
 and Ziegler et al.'s adaptive KL controller.
 
 Every step has a legal set L (the env's action mask, maybe narrowed to a top-k / top-p
@@ -68,15 +68,34 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, valid: torch.Tensor, gamma:
     return advantages, advantages + values
 
 
-def self_critical(rewards: torch.Tensor, valid: torch.Tensor, baseline: torch.Tensor,
-                  gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rennie et al.'s advantages: the return to go minus the greedy rollout's return."""
+def returns_to_go(rewards: torch.Tensor, valid: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The discounted return from each step to the episode's end."""
     returns = torch.zeros_like(rewards)
     running = torch.zeros(rewards.shape[0], device=rewards.device)
     for t in reversed(range(rewards.shape[1])):
         running = rewards[:, t] + gamma * running
         returns[:, t] = running * valid[:, t]
+    return returns
+
+
+def self_critical(rewards: torch.Tensor, valid: torch.Tensor, baseline: torch.Tensor,
+                  gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rennie et al.'s advantages: the return to go minus the greedy rollout's return."""
+    returns = returns_to_go(rewards, valid, gamma)
     return (returns - baseline.to(rewards.device)[:, None]) * valid, returns
+
+
+def group_relative(rewards: torch.Tensor, valid: torch.Tensor, group_size: int, gamma: float,
+                   scale: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO's advantages (Shao et al., 2024): rows come in groups of ``group_size`` episodes of
+    one prompt, and each episode's return minus its group's mean return (divided by the
+    group's std with ``scale``) is the advantage of every one of its steps."""
+    returns = returns_to_go(rewards, valid, gamma)
+    groups = returns[:, 0].reshape(-1, group_size)
+    relative = groups - groups.mean(1, keepdim=True)
+    if scale:
+        relative = relative / (groups.std(1, keepdim=True) + 1e-8)
+    return relative.reshape(-1, 1) * valid, returns
 
 
 def whitened(advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -87,20 +106,22 @@ def whitened(advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def clipped_losses(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                   values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor,
+                   values: torch.Tensor | None, old_values: torch.Tensor | None, returns: torch.Tensor, valid: torch.Tensor,
                    clip_coef: float, clip_value: float | None) -> dict[str, torch.Tensor]:
-    """PPO's clipped policy loss, the (clipped) value loss and approx KL(old || new), as
-    means over valid steps."""
+    """PPO's clipped policy loss, the (clipped) value loss (none without ``values``: a
+    policy without a critic) and approx KL(old || new), as means over valid steps."""
     n_valid = valid.sum().clamp(min=1)
     log_ratio = (logprobs - old_logprobs) * valid
     ratio = log_ratio.exp()
     policy = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef))
-    value_error = (values - returns) ** 2
-    if clip_value is not None:
-        clipped = old_values + (values - old_values).clamp(-clip_value, clip_value)
-        value_error = torch.max(value_error, (clipped - returns) ** 2)
-    return {"policy": (policy * valid).sum() / n_valid, "value": 0.5 * (value_error * valid).sum() / n_valid,
-            "approx_kl": (((ratio - 1) - log_ratio) * valid).sum() / n_valid}
+    losses = {"policy": (policy * valid).sum() / n_valid, "approx_kl": (((ratio - 1) - log_ratio) * valid).sum() / n_valid}
+    if values is not None:
+        value_error = (values - returns) ** 2
+        if clip_value is not None:
+            clipped = old_values + (values - old_values).clamp(-clip_value, clip_value)
+            value_error = torch.max(value_error, (clipped - returns) ** 2)
+        losses["value"] = 0.5 * (value_error * valid).sum() / n_valid
+    return losses
 
 
 def entropy(masked: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ SLOW_TESTS = (
     "tests/agents/test_lm_policies.py::test_warm_start*",
     "tests/agents/test_lm_policies.py::test_warm_started_*",
     "tests/agents/test_lm_policies.py::test_ppo_alone_*",
+    "tests/agents/test_lm_group.py::test_group_baseline_learns_*",
 )
 
 

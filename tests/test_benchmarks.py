@@ -86,7 +86,7 @@ def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
     names = [row[0] for row in rows]
     assert names[1:5] == ["| source (no edit)", "| random deletion to the trained policy's ratio (seeded)",
                           "| tiny offline BERT policy before training (greedy)",
-                          "| tiny offline BERT policy after PPO (32 steps, lr 0.0001, greedy)"]
+                          "| tiny offline BERT policy after PPO (32 steps, lr 0.0002, greedy)"]
     source = rows[1]
     assert source[1] == "1.000 (+0.400)" and source[2] == "1.000" and source[3] == "1.000"  # the source scores itself
     for row in rows[1:5]:
@@ -94,3 +94,27 @@ def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
     assert rows[4][6] != "-" and rows[1][6] == "-"  # only the trained row has a train time
     assert "*0.711*" in text and "*0.820*" in text and "a different dataset" in text
     assert text.count("\n   → ") == 4
+
+
+@pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
+def test_commongen_benchmark_quick_mode_writes_its_table_plot_and_samples(tmp_path):
+    out = tmp_path / "commongen.md"
+    env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "commongen.py"), "--eval", "8", "--samples", "3",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# CommonGen: 8 held-out validation concept sets")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == ["| model", "decoding", "BLEU-4", "sentence BLEU", "ROUGE-L", "coverage", "distinct-2", "time (s) |"]
+    assert [(row[0], row[1]) for row in rows[1:5]] == [("| GPT-2 1x32: warm start", "greedy"),
+                                                       ("| GPT-2 1x32: warm start", "sampled"),
+                                                       ("| GPT-2 1x32: warm start + PPO", "greedy"),
+                                                       ("| GPT-2 1x32: warm start + PPO", "sampled")]
+    for row in rows[1:5]:  # one seed: each metric is its value, n=1, on the 0-100 scale
+        values = [float(cell.removesuffix(" (n=1)")) for cell in row[2:7]]
+        assert all(cell.endswith(" (n=1)") for cell in row[2:7]) and all(0.0 <= v <= 100.0 for v in values)
+    assert "*26.8*" in text and "*32.0*" in text and "**test-set**" in text
+    assert "Target (GPT-2 1x32, greedy, seed means)" in text
+    assert (tmp_path / "commongen.png").read_bytes()[:4] == b"\x89PNG"
+    assert text.count("\n   → ") == 2 * 3  # three samples, warm start and PPO each

@@ -165,7 +165,7 @@ def test_vocab_size_mismatch_is_a_clear_error():
 
 
 def test_bad_config_and_env_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown advantage 'ppo'; valid: \\['gae', 'self-critical'\\]"):
+    with pytest.raises(ValueError, match="unknown advantage 'ppo'; valid: \\['gae', 'self-critical', 'group'\\]"):
         small_agent(advantage="ppo")
     with pytest.raises(ValueError, match="LM policies run on TokenGen, NERTag and TokenEdit envs, not CartPoleEnv"):
         LMPPOAgent(gym.make("CartPole-v1"))

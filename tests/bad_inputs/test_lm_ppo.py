@@ -130,7 +130,7 @@ type_cases = [
     ("kl_coef", "0.1", "a finite number"), ("gamma", None, "a finite number"), ("learning_rate", False, "a finite number"),
 ]
 choice_cases = [
-    ("advantage", "ppo", r"unknown advantage 'ppo'; valid: \['gae', 'self-critical'\]"),
+    ("advantage", "ppo", r"unknown advantage 'ppo'; valid: \['gae', 'self-critical', 'group'\]"),
     ("kl_estimator", "k2", r"unknown kl_estimator 'k2'; valid: \['k1', 'k3'\]"),
     ("kl_controller", "pid", r"unknown kl_controller 'pid'; valid: \['fixed', 'adaptive'\]"),
     ("value_model", "own", r"unknown value_model 'own'; valid: \['shared', 'separate'\]"),
