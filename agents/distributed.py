@@ -101,7 +101,10 @@ class Ranks:
         if self.enabled:
             for module in modules:
                 for tensor in module.state_dict().values():
-                    dist.broadcast(tensor.data, src=0)
+                    moved = tensor.to(self.device)  # a reference kept on the CPU, say, beside an nccl group
+                    dist.broadcast(moved, src=0)
+                    if moved is not tensor:
+                        tensor.copy_(moved)
 
     def sum_gradients(self, parameters: Sequence[nn.Parameter], extra: torch.Tensor) -> torch.Tensor:
         """Sum the gradients of ``parameters`` and the 1-D ``extra`` over the ranks in one

@@ -47,6 +47,10 @@ def worker(out: Path) -> None:
     batch = agent.rollout([100 * rank + i for i in range(4)])
     two_updates(agent, batch)
     updated = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    # a rank whose rollout finished no episode (the step budget cut them all) joins the update with none
+    mine = batch if rank == 0 else batch.episodes(torch.zeros(len(batch.readings), dtype=torch.bool))
+    agent.update(mine, agent.prepare(mine))
+    rank_0_alone = {k: v.clone() for k, v in agent.policy.state_dict().items()}
 
     writes = out / "writers.txt"
     write = agent._write_checkpoint
@@ -61,7 +65,7 @@ def worker(out: Path) -> None:
     written_when_save_returned = (out / "checkpoint" / "agent.json").is_file()
 
     agent.learn(60)
-    result = {"batch": batch, "updated": updated, "written": written_when_save_returned,
+    result = {"batch": batch, "updated": updated, "rank_0_alone": rank_0_alone, "written": written_when_save_returned,
               "learned": agent.policy.state_dict(), "num_timesteps": agent.num_timesteps,
               "update_log": agent.update_log.records, "episodes": len(agent.log.records)}
     (out / f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
@@ -104,6 +108,10 @@ def test_two_processes_update_as_one_process_on_both_rollouts(ranks):
     for name, value in after.items():
         torch.testing.assert_close(rank0["updated"][name], value, atol=1e-6, rtol=1e-5, msg=name)
         torch.testing.assert_close(rank1["updated"][name], rank0["updated"][name], atol=0, rtol=0, msg=name)
+    single.update(rank0["batch"], single.prepare(rank0["batch"]))  # and then on rank 0's episodes alone
+    for name, value in single.policy.state_dict().items():
+        torch.testing.assert_close(rank0["rank_0_alone"][name], value, atol=1e-6, rtol=1e-5, msg=name)
+        torch.testing.assert_close(rank1["rank_0_alone"][name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_only_rank_0_writes_the_checkpoint_and_the_others_wait_for_it(ranks):
@@ -112,7 +120,7 @@ def test_only_rank_0_writes_the_checkpoint_and_the_others_wait_for_it(ranks):
     assert rank0["written"] and rank1["written"]
     loaded = LMPPOAgent.load(out / "checkpoint", env=gym.make("TokenGen-Copy-v0"))
     for name, value in loaded.policy.state_dict().items():
-        torch.testing.assert_close(value, rank0["updated"][name], atol=0, rtol=0)
+        torch.testing.assert_close(value, rank0["rank_0_alone"][name], atol=0, rtol=0)
 
 
 def test_learn_keeps_the_ranks_in_step_and_logs_from_rank_0_only(ranks):
