@@ -76,7 +76,7 @@ OPTIONAL = {"clip_value", "max_approx_kl"}  # None disables them
 @dataclass
 class LMPPOConfig:
     learning_rate: float = 1e-4  # Adam step size
-    num_envs: int = 16  # episodes per rollout, one env copy (and one KV cache row) each
+    num_envs: int = 16  # episodes per rollout, one sub-env (and one KV cache row) each
     n_epochs: int = 4  # passes over each rollout
     n_minibatches: int = 4  # minibatches (of episodes) per epoch
     gamma: float = 1.0  # discount
@@ -100,6 +100,7 @@ class LMPPOConfig:
     mask_model: str = "reference"  # "reference" or "lagged" (a copy of the policy, refreshed)
     mask_update_interval: int = 10  # rollouts between refreshes of the lagged mask model
     value_model: str = "shared"  # "shared" (head on the policy trunk) or "separate" (own LM copy)
+    compile_decode: bool = False  # TokenGen: torch.compile the rollout's one-token steps (compiles at the first)
     device: str = "auto"  # "cpu", "cuda" or "auto"
     dtype: str = "float32"  # policy dtype: "float32" or "bfloat16" (GPU)
     ref_device: str | None = None  # reference model device (default: the policy's)
@@ -116,9 +117,10 @@ class LMPPOConfig:
             if value is None and name in OPTIONAL:
                 continue
             setattr(self, name, _check_range(name, value, kind, low, high, low_open, name in OPTIONAL))
-        if not isinstance(self.whiten_advantages, (bool, np.bool_)):
-            raise TypeError(f"whiten_advantages must be a bool, got {self.whiten_advantages!r}")
-        self.whiten_advantages = bool(self.whiten_advantages)
+        for name in ("whiten_advantages", "compile_decode"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            setattr(self, name, bool(getattr(self, name)))
         for name in ("device", "ref_device"):
             _check_device(name, getattr(self, name), optional=name == "ref_device")
 
@@ -163,8 +165,9 @@ class LMPPOAgent(Agent):
     transformers directory, or a model object; on NERTag and TokenEdit a model object comes
     with its ``tokenizer`` (see :func:`agents.lm_policy.build_policy`). ``ref_model``: a
     TokenGen reference LM other than the policy's copy. ``envs``: the rollout envs, a list or a
-    Gymnasium vector env (default: ``num_envs`` copies of ``env``). A rollout is one episode
-    per env; ``learn(total_timesteps)`` counts its env steps (the self-critical baseline's
+    Gymnasium vector env (default on TokenGen: ``gym.make_vec`` of ``env``'s spec, the native
+    vector env with ``num_envs`` sub-envs; else ``num_envs`` copies of ``env``). A rollout is
+    one episode per env; ``learn(total_timesteps)`` counts its env steps (the self-critical baseline's
     greedy rollouts are not counted). ``warm_start(epochs)`` fits the policy to the env's
     supervised targets first (gold tags, oracle edits, references) and makes the result the
     reference. Tested on CPU; CUDA and ``dtype="bfloat16"`` follow the same code path.
@@ -201,6 +204,10 @@ class LMPPOAgent(Agent):
         if not self.ranks.is_main:  # logs come from rank 0 alone
             self.log = EpisodeLog()
         self.view, policy = build_policy(env, model, tokenizer, separate_value_trunk=cfg.value_model == "separate")
+        if cfg.compile_decode:
+            if not self.view.needs_lm_head:
+                raise ValueError("compile_decode=True is for TokenGen's causal LMs, whose rollout steps are one-token passes")
+            self.view.compile_decode = True
         self.policy: LMPolicy = policy.to(self.device, DTYPES[cfg.dtype])
         self.ref_device = resolve_device(cfg.ref_device or str(self.device))
         self.reference = self.policy.frozen(self.ref_device, DTYPES[cfg.ref_dtype or cfg.dtype])
@@ -218,7 +225,12 @@ class LMPPOAgent(Agent):
         # ranks sample with their own generators; self.rng stays the same on all (the update's permutations)
         rank_seed = np.random.SeedSequence(seed, spawn_key=(self.ranks.rank,)).generate_state(1)[0]
         self.generator = torch.Generator(self.device).manual_seed(seed if self.ranks.is_main else int(rank_seed))
-        self.envs = EnvBatch(envs if envs is not None else [copy_env(env) for _ in range(cfg.num_envs)])
+        if envs is not None:
+            self.envs = EnvBatch(envs)
+        elif self.view.needs_lm_head:  # TokenGen: through its native vector env, when its id has one
+            self.envs = EnvBatch.of(env, cfg.num_envs)
+        else:
+            self.envs = EnvBatch([copy_env(env) for _ in range(cfg.num_envs)])
         self.ranks.same_everywhere("seed", self.seed)
         self.rank_envs = [int(n) for n in torch.cat(self.ranks.gather(torch.tensor([self.envs.n])))]  # envs per rank
         self.ranks.broadcast_modules([self.policy, self.reference, *([self.mask_policy] if self.mask_policy else [])])

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import legal_mask
 from agents.env_batch import EnvBatch
 from agents.ppo import masked_logprobs, narrowed_legal
 from agents.text_views.base import TextView
@@ -62,28 +61,31 @@ class Sampler:
 
 @torch.no_grad()
 def collect(envs: EnvBatch, view: TextView, policy: Any, seeds: Sequence[int], sampler: Sampler | None = None,
-            demonstrations: Sequence[Sequence[int]] | None = None, options: Sequence[dict] | None = None,
+            demonstrations: Sequence[Sequence[int]] | None = None, options: Sequence[dict | None] | None = None,
             max_steps: int | None = None) -> Rollout:
     """One episode per env. The policy samples through ``sampler``, or, with
     ``demonstrations``, each env replays its list of actions instead (a supervised target:
     the policy is not run, and each forced action counts as legal). The rollout stops after
-    ``max_steps`` env steps, leaving the episodes it cut marked incomplete."""
+    ``max_steps`` env steps, leaving the episodes it cut marked incomplete. The envs' action
+    masks arrive as one (N, A) array per step."""
     device, n, n_actions = policy.device, envs.n, view.n_actions
-    starts = envs.reset(seeds, options)
-    infos = [info for _, info in starts]
-    readings = [view.read(obs, info) for obs, info in starts]
+    step = envs.reset(seeds, options)
+    last = [step] * n  # what each env gave last: its info is the episode's last
+    readings = view.read_rows(step, range(n))
     state = mask_state = None
     if demonstrations is None:
         sampler = sampler or Sampler()
         state = view.start(policy, readings)
         if sampler.mask_policy is not None:
             mask_state = view.start(sampler.mask_policy, readings)
+    everyone = torch.ones(n, dtype=torch.bool, device=device)
+    all_legal = torch.ones((n, n_actions), dtype=torch.bool, device=device)
     episodes: list[list[Any]] = [[] for _ in range(n)]
-    active, finished = [True] * n, [False] * n
+    active, finished = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
     actions, legals, rewards, logprobs = [], [], [], []
     n_steps = 0
-    while any(active) and (max_steps is None or n_steps < max_steps):
-        env_masks = torch.as_tensor(np.stack([legal_mask(info, n_actions) for info in infos]), device=device)
+    while active.any() and (max_steps is None or n_steps < max_steps):
+        env_masks = all_legal if step.masks is None else torch.from_numpy(step.masks).to(device)
         if demonstrations is None:
             logits = view.logits(policy, state, readings) / sampler.temperature
             mask_logits = None
@@ -91,39 +93,36 @@ def collect(envs: EnvBatch, view: TextView, policy: Any, seeds: Sequence[int], s
                 mask_logits = view.logits(sampler.mask_policy, mask_state, readings).to(device)
             legal = narrowed_legal(env_masks, mask_logits, sampler.top_k, sampler.top_p)
             action = sampler.choose(logits, legal)
-            everyone = torch.ones_like(action, dtype=torch.bool)
             step_logprobs = masked_logprobs(logits, legal, everyone).gather(-1, action[:, None]).squeeze(-1)
         else:
             t = len(actions)
             forced = [demo[t] if t < len(demo) else None for demo in demonstrations]
-            active = [on and a is not None for on, a in zip(active, forced)]
+            active &= np.array([a is not None for a in forced])
             action = torch.tensor([0 if a is None else a for a in forced], device=device)
             legal = env_masks.scatter(1, action[:, None], True)
             step_logprobs = torch.zeros(n, device=device)
-        if max_steps is not None and n_steps + sum(active) > max_steps:  # the budget cuts this step short
-            allowed = max_steps - n_steps
-            active = [on and sum(active[: i + 1]) <= allowed for i, on in enumerate(active)]
+        if max_steps is not None and n_steps + active.sum() > max_steps:  # the budget cuts this step short
+            active &= np.cumsum(active) <= max_steps - n_steps
         stepping = torch.tensor(active, device=device)
-        for i, on in enumerate(active):
-            if on:
-                episodes[i].append(readings[i])
-        results = envs.step(action.tolist(), active)
-        step_rewards = torch.zeros(n)
-        for i, result in enumerate(results):
-            if result is not None:
-                obs, step_rewards[i], terminated, truncated, infos[i] = result
-                finished[i] = terminated or truncated
-                active[i] = not finished[i]
-                if active[i]:
-                    readings[i] = view.read(obs, infos[i])
-        n_steps += int(stepping.sum())
+        rows = np.flatnonzero(active).tolist()
+        for i in rows:
+            episodes[i].append(readings[i])
+        step = envs.step(action.cpu().numpy(), active)
+        finished[active] = step.terminated[active] | step.truncated[active]
+        for i in rows:
+            last[i] = step
+        active &= ~finished
+        going = np.flatnonzero(active).tolist()
+        for i, reading in zip(going, view.read_rows(step, going)):
+            readings[i] = reading
+        n_steps += len(rows)
         actions.append(torch.where(stepping, action, 0))
         legals.append(legal & stepping[:, None])
-        rewards.append(step_rewards)
+        rewards.append(torch.from_numpy(step.rewards))
         logprobs.append(step_logprobs * stepping)
     if not actions:
         raise ValueError("the rollout took no step (max_steps=0?)")
     valid = torch.stack(legals, 1).any(-1)
     return Rollout(readings=episodes, actions=torch.stack(actions, 1), legal=torch.stack(legals, 1),
-                   logprobs=torch.stack(logprobs, 1), env_rewards=torch.stack(rewards, 1).to(device), valid=valid,
-                   complete=torch.tensor(finished), infos=infos, n_steps=n_steps)
+                   logprobs=torch.stack(logprobs, 1), env_rewards=torch.stack(rewards, 1).float().to(device), valid=valid,
+                   complete=torch.from_numpy(finished), infos=[s.info(i) for i, s in enumerate(last)], n_steps=n_steps)

@@ -5,18 +5,27 @@ memory of the shared-trunk layout against separate policy / value / reference co
 
     python benchmarks/lm_ppo.py                          # tiny GPT-2 on CPU
     python benchmarks/lm_ppo.py --model smollm2 --batch 8 --new-tokens 16
+    python benchmarks/lm_ppo.py --compile               # torch.compile the one-token steps
     python benchmarks/lm_ppo.py --device cuda --dtype bfloat16
 
 EOS is masked so every episode writes exactly ``--new-tokens`` tokens, as ``generate``
-does with ``min_new_tokens``. CPU peak memory is the process's peak RSS after each phase
-(it only grows, so later phases include earlier ones); CUDA's is max_memory_allocated.
+does with ``min_new_tokens``. The rollout goes through the native vector env (the agent's
+default) and, for comparison, through a list of envs; the three take turns and each
+reports its best of ``--repeats`` rounds. The env's share is the time of ``env.reset``
+and ``env.step`` in the vector rollout. CPU peak memory is the process's peak RSS after
+each phase (it only grows, so later phases include earlier ones); CUDA's is
+max_memory_allocated.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import math
 import resource
 import time
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +33,8 @@ import torch
 
 import textgym  # noqa: F401
 from agents import LMPPOAgent
-from agents.lm import load_causal_lm, prompt_context, tiny_causal_lm
+from agents.env_batch import EnvBatch
+from agents.lm import load_causal_lm, tiny_causal_lm
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -39,16 +49,65 @@ def reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def timed(fn, device: torch.device, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
+def interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int) -> dict[str, tuple[float, Any]]:
+    """The best time of each function over ``repeats`` rounds (after a warm-up round), the
+    functions taking turns so that a busy machine slows them alike; and each one's result."""
+    best = dict.fromkeys(fns, math.inf)
+    results = {name: fn() for name, fn in fns.items()}  # warm-up
     for _ in range(repeats):
-        result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / repeats, result
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            results[name] = fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: (best[name], results[name]) for name in fns}
+
+
+class EnvTimer:
+    """Times ``envs.reset`` and ``envs.step`` of an EnvBatch: the env's share of a rollout."""
+
+    def __init__(self, envs: EnvBatch):
+        self.seconds, self.rollouts = [], 0
+        for name in ("reset", "step"):
+            setattr(envs, name, self._timed(getattr(envs, name), name == "reset"))
+
+    def _timed(self, method: Callable, starts_a_rollout: bool) -> Callable:
+        def timed_method(*args, **kwargs):
+            if starts_a_rollout:
+                self.seconds.append(0.0)
+            start = time.perf_counter()
+            result = method(*args, **kwargs)
+            self.seconds[-1] += time.perf_counter() - start
+            return result
+        return timed_method
+
+    def per_call(self) -> float:
+        """The least env time of a rollout (as the rollout time is its best)."""
+        return min(self.seconds)
+
+
+def forward_seconds(model: torch.nn.Module, fn: Callable[[], Any], device: torch.device) -> float:
+    """The time ``fn`` spends in ``model``'s forward passes (one call of it)."""
+    spent, started = [0.0], [0.0]
+
+    def before(*_):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started[0] = time.perf_counter()
+
+    def after(*_):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        spent[0] += time.perf_counter() - started[0]
+
+    hooks = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
+    fn()
+    for hook in hooks:
+        hook.remove()
+    return spent[0]
 
 
 def layout_memory_mb(model, ref_bytes_per_param: int) -> dict[str, float]:
@@ -70,6 +129,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--compile", action="store_true", help="compile_decode=True: torch.compile the one-token steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -79,28 +139,26 @@ def main() -> None:
     if args.model != "tiny":
         model, vocab = load_causal_lm(args.model)
 
+    vocab = gym.make("TokenGen-v0", task="keywords", vocab=vocab).unwrapped.vocab
+    env_vocab_size, eos_id = len(vocab), vocab.eos_id
+
     def no_eos(prompt_ids, output_ids):
         mask = np.ones(env_vocab_size, dtype=bool)
         mask[eos_id] = False
         return mask
 
     env = gym.make("TokenGen-v0", task="keywords", vocab=vocab, max_new_tokens=args.new_tokens, mask_fn=no_eos)
-    env_vocab_size, eos_id = env.action_space.n, env.unwrapped.vocab.eos_id
     if model is None:
-        model = tiny_causal_lm(env.unwrapped.vocab)
-    envs = [gym.make("TokenGen-v0", task="keywords", vocab=env.unwrapped.vocab, max_new_tokens=args.new_tokens,
-                     mask_fn=no_eos) for _ in range(args.batch)]
-    agent = LMPPOAgent(env, model=model, envs=envs, num_envs=args.batch, device=args.device, dtype=args.dtype,
-                       n_epochs=1, n_minibatches=1, max_approx_kl=None)
+        model = tiny_causal_lm(vocab)
+    agent = LMPPOAgent(env, model=model, num_envs=args.batch, device=args.device, dtype=args.dtype,
+                       n_epochs=1, n_minibatches=1, max_approx_kl=None, compile_decode=args.compile)
+    # the agent's rollouts go through the native vector env; the list of envs is for comparison
+    listed = EnvBatch([copy.deepcopy(env) for _ in range(args.batch)])
+    native = agent.envs
     seeds = list(range(args.batch))
     n_tokens = args.batch * args.new_tokens
 
-    reset_peak(device)
-    rollout_s, batch = timed(lambda: agent.rollout(seeds), device, args.repeats)
-    rollout_mem = peak_memory_mb(device)
-
-    vocab = env.unwrapped.vocab
-    contexts = [prompt_context(vocab.encode(e.unwrapped.example.prompt), vocab) for e in envs]
+    contexts = [list(reading.context) for reading in agent.view.read_rows(native.reset(seeds), range(args.batch))]
     width = max(map(len, contexts))
     input_ids = torch.tensor([[vocab.pad_id] * (width - len(c)) + c for c in contexts], device=device)
     attention = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts], device=device)
@@ -111,25 +169,45 @@ def main() -> None:
                                     max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
                                     pad_token_id=vocab.pad_id, eos_token_id=eos_id)
 
+    def rollout(envs):
+        agent.envs = envs
+        return agent.rollout(seeds)
+
+    start = time.perf_counter()
+    rollout(native)
+    first_s = time.perf_counter() - start
+    env_seconds = EnvTimer(native)
     reset_peak(device)
-    generate_s, _ = timed(generate, device, args.repeats)
-    generate_mem = peak_memory_mb(device)
+    timings = interleaved({"native": lambda: rollout(native), "list": lambda: rollout(listed), "generate": generate},
+                          device, args.repeats)
+    rollout_s, batch = timings["native"]
+    list_s, _ = timings["list"]
+    generate_s, _ = timings["generate"]
+    rollout_mem = peak_memory_mb(device)
+    env_share = env_seconds.per_call() / rollout_s
+
+    forward_s = forward_seconds(agent.model, generate, device)
 
     reset_peak(device)
     batch = batch.episodes(batch.complete)
-    update_s, _ = timed(lambda: agent.update(batch, agent.prepare(batch)), device, 1)
+    update_s, _ = interleaved({"update": lambda: agent.update(batch, agent.prepare(batch))}, device, 1)["update"]
     update_mem = peak_memory_mb(device)
 
     n_params = sum(p.numel() for p in agent.model.parameters())
     print(f"model: {args.model} ({n_params / 1e6:.1f}M parameters, vocab {env_vocab_size}), device: {device} "
           f"({torch.get_num_threads()} torch thread), dtype {args.dtype}, batch {args.batch}, "
-          f"{args.new_tokens} new tokens\n")
+          f"{args.new_tokens} new tokens, compile_decode={args.compile}\n")
     print("| measure | value |\n|---|---|")
-    print(f"| rollout through env.step (tokens/s) | {n_tokens / rollout_s:,.0f} |")
+    print(f"| rollout through env.step, {type(native.envs).__name__} (tokens/s) | {n_tokens / rollout_s:,.0f} |")
+    print(f"| rollout through env.step, a list of {args.batch} envs (tokens/s) | {n_tokens / list_s:,.0f} |")
     print(f"| model.generate (tokens/s) | {n_tokens / generate_s:,.0f} |")
-    print(f"| rollout / generate | {generate_s / rollout_s:.2f}x |")
+    print(f"| **rollout / generate** (vector env; list) | **{generate_s / rollout_s:.2f}x**; {generate_s / list_s:.2f}x |")
+    print(f"| env.reset + env.step share of the vector rollout | {env_share:.0%} |")
+    print(f"| model forward share of generate; the ceiling of any rollout that runs the same forwards "
+          f"| {forward_s / generate_s:.0%}; {generate_s / forward_s:.2f}x |")
+    print(f"| first rollout{', compiling' if args.compile else ''} (s) | {first_s:.1f} |")
     print(f"| PPO update, 1 epoch on the rollout (s) | {update_s:.2f} |")
-    print(f"| peak memory after rollout / generate / update (MB) | {rollout_mem:,.0f} / {generate_mem:,.0f} / {update_mem:,.0f} |")
+    print(f"| peak memory after rollouts and generate / update (MB) | {rollout_mem:,.0f} / {update_mem:,.0f} |")
     ref_bytes = 2 if args.dtype == "bfloat16" else 4
     print("\n| layout | weights + grads + Adam (MB) |\n|---|---|")
     for layout, megabytes in layout_memory_mb(agent.model, ref_bytes).items():

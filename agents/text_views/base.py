@@ -3,7 +3,8 @@
 A text view says what an LM policy reads of an env and how the model's outputs map to the
 env's actions. The rollout and ``act`` call it the same way:
 
-- ``read(obs, info)``: the text of one env state, as a small immutable *reading*;
+- ``read(obs, info)``: the text of one env state, as a small immutable *reading*, and
+  ``read_rows(step, rows)`` the readings of rows of a batched env step;
 - ``start(policy, readings)``: an acting state for one episode per row (caches: encodings,
   a KV cache), and ``continues(state, reading)``: whether ``act`` may keep using it;
 - ``logits(policy, state, readings)``: (N, A) action logits for the rows' current readings,
@@ -18,12 +19,14 @@ env's actions. The rollout and ``act`` call it the same way:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import gymnasium as gym
 import torch
 from torch import nn
+
+from agents.env_batch import BatchStep
 
 
 class TextView(ABC):
@@ -37,6 +40,10 @@ class TextView(ABC):
 
     @abstractmethod
     def read(self, obs: dict, info: dict) -> Any: ...
+
+    def read_rows(self, step: BatchStep, rows: Iterable[int]) -> list[Any]:
+        """The readings of envs ``rows`` of a batched reset or step."""
+        return [self.read(step.row(i), step.info(i)) for i in rows]
 
     @abstractmethod
     def start(self, policy: Any, readings: Sequence[Any]) -> Any: ...

@@ -1,10 +1,13 @@
 """TokenGen's text view: the causal LM reads ``prompt, BOS, output so far`` in the env's
 vocabulary (the model's own tokenizer), and its LM head scores the next token: the model's
-vocabulary is the action space. A KV cache per row makes each step one incremental pass."""
+vocabulary is the action space. A static KV cache, preallocated for the task's longest
+context (prompt, BOS) plus ``max_new_tokens``, makes each step one incremental pass that
+writes one column in place: no concatenation or reallocation, and the same shapes at
+every one-token step, so that ``torch.compile`` compiles it once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.env_batch import BatchStep
 from agents.lm import check_vocab_size, prompt_context
 from agents.text_views.base import TextView
 
@@ -36,18 +40,12 @@ class WritingReading:
 
 @dataclass
 class WritingState:
-    cache: Any  # a transformers DynamicCache, one row per reading
+    cache: Any  # a transformers StaticCache, one row per reading, ``attention.shape[1]`` columns
     tokens: list[list[int]]  # what each row of the cache holds
-    attention: torch.Tensor  # (N, L): 0 for left padding and for steps a row sat out
+    attention: torch.Tensor  # (N, L): 1 on the columns a row attends to; 0 for left padding, steps a row sat out
+    filled: int  # the columns of the cache written so far
     positions: torch.Tensor  # (N, 1): the position of each row's last token
     logits: torch.Tensor | None = None  # (N, V) after the last token
-
-
-def new_cache(model: Any) -> Any:
-    """An empty KV cache, filled in place by ``model(..., cache=cache, use_cache=True)``."""
-    from transformers import DynamicCache
-
-    return DynamicCache(config=model.config)
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -58,13 +56,21 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 class TokenGenView(TextView):
     needs_lm_head = True
 
-    def __init__(self, env: gym.Env):
+    def __init__(self, env: gym.Env, compile_decode: bool = False):
+        """``compile_decode``: run the one-token steps through ``torch.compile`` of the model
+        (one compilation per model and batch size, at its first step)."""
         missing = [k for k in OBSERVATION_KEYS if k not in getattr(env.observation_space, "spaces", {})]
         if missing:
             raise ValueError(f"a TokenGen view needs a TokenGen-style observation; {env.observation_space} lacks {missing}")
         self.vocab = env.unwrapped.vocab
         self.n_actions = int(env.action_space.n)
+        self.max_new_tokens = int(env.observation_space["output_ids"].shape[0])
+        # every cache has the columns of the longest context (prompt, BOS) and the longest
+        # output, so that the shapes of the one-token steps never change
+        self.columns = int(env.observation_space["prompt_ids"].shape[0]) + 1 + self.max_new_tokens
         self.feature_size = 0
+        self.compile_decode = compile_decode
+        self._compiled: dict[nn.Module, Any] = {}  # model -> its compiled forward
 
     def heads(self, trunk: nn.Module) -> nn.ModuleDict:
         self.feature_size = trunk.config.hidden_size  # the value head reads the LM's last hidden state
@@ -74,13 +80,25 @@ class TokenGenView(TextView):
         check_vocab_size(model, self.n_actions)
 
     def read(self, obs: dict, info: dict | None) -> WritingReading:
-        prompt = obs["prompt_ids"][obs["prompt_mask"] == 1]
-        return WritingReading(tuple(prompt_context(prompt, self.vocab)), obs["output_ids"], int(obs["position"][0]))
+        return self._reading(obs["prompt_ids"].tolist(), obs["prompt_mask"].tolist(), obs["output_ids"], obs["position"][0])
+
+    def read_rows(self, step: BatchStep, rows: Iterable[int]) -> list[WritingReading]:
+        """``read`` of each row (a TokenGen reading needs no info), the rows' prompts turned
+        into lists at once."""
+        rows, obs = list(rows), step.obs
+        prompts = zip(rows, obs["prompt_ids"][rows].tolist(), obs["prompt_mask"][rows].tolist())
+        return [self._reading(ids, mask, obs["output_ids"][i], obs["position"][i, 0]) for i, ids, mask in prompts]
+
+    def _reading(self, prompt_ids: list[int], prompt_mask: list[int], output_ids: np.ndarray, position: Any) -> WritingReading:
+        prompt = [token for token, on in zip(prompt_ids, prompt_mask) if on == 1]
+        return WritingReading(tuple(prompt_context(prompt, self.vocab)), output_ids, int(position))
 
     def start(self, policy, readings: Sequence[WritingReading]) -> WritingState:
-        n = len(readings)
-        return WritingState(new_cache(policy.trunk), [[] for _ in range(n)],
-                            torch.zeros((n, 0), dtype=torch.long, device=policy.device),
+        from transformers import StaticCache
+
+        n, columns = len(readings), self.columns
+        return WritingState(StaticCache(config=policy.trunk.config, max_cache_len=columns), [[] for _ in range(n)],
+                            torch.zeros((n, columns), dtype=torch.long, device=policy.device), 0,
                             torch.full((n, 1), -1, dtype=torch.long, device=policy.device))
 
     def continues(self, state: WritingState, reading: WritingReading) -> bool:
@@ -97,22 +115,35 @@ class TokenGenView(TextView):
             return state.logits
         if width > 1 and len(readings) > 1 and any(state.tokens):
             raise ValueError("a batched step feeds at most one new token per row")
-        ids = torch.full((len(new), width), self.vocab.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(new), width), dtype=torch.long)
-        for row, tokens in enumerate(new):  # left padding: every row's next token is at the end
-            if tokens:
-                ids[row, width - len(tokens):] = torch.tensor(tokens)
-                attention[row, width - len(tokens):] = 1
-        state.attention = torch.cat([state.attention, attention.to(device)], 1)
-        positions = state.positions + attention.to(device).cumsum(-1)
-        positions = positions.clamp(min=0)
-        out = policy.trunk(input_ids=ids.to(device), attention_mask=state.attention, position_ids=positions,
-                           cache=state.cache, use_cache=True)
+        if state.filled + width > state.attention.shape[1]:
+            raise ValueError(f"the cache holds {state.attention.shape[1]} columns and is full: an episode of TokenGen "
+                             f"writes at most max_new_tokens={self.max_new_tokens} tokens")
+        # left padding: every row's next token is at the end
+        ids = torch.tensor([[self.vocab.pad_id] * (width - len(tokens)) + tokens for tokens in new])
+        attention = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in new], device=device)
+        state.attention[:, state.filled: state.filled + width] = attention
+        state.filled += width
+        positions = (state.positions + attention.cumsum(-1)).clamp(min=0)
+        model, mask = policy.trunk, state.attention
+        if width == 1:
+            model = self._decoder(model)
+            if policy.trunk.config._attn_implementation == "sdpa":
+                mask = mask.bool()[:, None, None, :]  # what transformers would build for one query, in one op
+        out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=positions, cache=state.cache,
+                    use_cache=True, logits_to_keep=1)
         state.positions = positions[:, -1:]
         for held, tokens in zip(state.tokens, new):
             held.extend(tokens)
         state.logits = out.logits[:, -1].float()
         return state.logits
+
+    def _decoder(self, trunk: nn.Module) -> Any:
+        """``trunk``, or its compiled version with ``compile_decode``."""
+        if not self.compile_decode:
+            return trunk
+        if trunk not in self._compiled:
+            self._compiled[trunk] = torch.compile(trunk, dynamic=False)
+        return self._compiled[trunk]
 
     def replay(self, policy, episodes, actions, valid, values=True):
         """One forward pass over ``context, actions`` per episode; step t is predicted at

@@ -104,18 +104,21 @@ def example_index(options: dict, n_examples: int, rng: np.random.Generator) -> i
     return int(index)
 
 
+class _RenderModes(list):
+    """The render modes, a list that "contains" every non-str, so that ``gym.make`` hands
+    such a ``render_mode`` on to the constructor's clear error (its own check crashes on
+    ``render_mode=1``)."""
+
+    def __contains__(self, mode: object) -> bool:
+        return not isinstance(mode, str) or super().__contains__(mode)
+
+
 class TextEnv(gym.Env):
     """Base class: subclasses set ``action_space``/``observation_space`` and implement
     ``_legal_mask()`` (bool array), ``_render_text()`` and their own ``reset``/``step``,
     calling ``_checked_action`` first in ``step`` and ``_info`` to build infos."""
 
-    _METADATA = {"render_modes": list(RENDER_MODES), "render_fps": 4}
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        # A property, not a class attribute, so that gym.make hands render_mode to the
-        # constructor's check unread: its own check crashes on a non-str (render_mode=1).
-        return self._METADATA
+    metadata = {"render_modes": _RenderModes(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, render_mode: str | None = None, action_mask: bool = True):
         if render_mode is not None and (not isinstance(render_mode, str) or render_mode not in RENDER_MODES):
