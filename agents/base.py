@@ -271,6 +271,12 @@ class EpisodeTracker:
             self.bar.set_postfix(self.running_means(), refresh=False)
         return self.callback is None or self.callback(self.agent, record) is not False
 
+    def advance(self, n_steps: int) -> None:
+        """Count ``n_steps`` taken elsewhere (by the other ranks of a data-parallel run) on the
+        progress bar; no episode is recorded."""
+        if self.bar is not None and n_steps:
+            self.bar.update(n_steps)
+
     def running_means(self) -> dict[str, str]:
         """Mean return and mean main end metric (the first one the env reports) of the
         last 100 episodes, for the progress bar."""

@@ -58,6 +58,7 @@ from torch import nn
 from agents import ppo
 from agents.base import Agent, Callback, EpisodeLog, EpisodeTracker, check_range, legal_mask, space_signature
 from agents.checkpoint_dirs import checkpoint_sibling, file_sha256, heal_checkpoint_dir
+from agents.distributed import Ranks, rank_device, wants_distributed
 from agents.dqn import resolve_device
 from agents.env_batch import EnvBatch
 from agents.lm_policy import LMPolicy, build_policy, trained_weights, weights_fingerprint
@@ -208,15 +209,38 @@ class LMPPOAgent(Agent):
     reference. Tested on CPU; CUDA and ``dtype="bfloat16"`` follow the same code path.
 
     With ``lora_r > 0`` the model object given is wrapped in place by peft's LoRA adapters.
+
+    ``distributed``: data-parallel training under ``torchrun --nproc_per_node=N`` or
+    ``accelerate launch``; None (the default) turns it on when a ``torch.distributed`` process
+    group is initialised or ``WORLD_SIZE`` > 1. Every rank builds the agent with the same
+    ``seed`` and config, calls the same methods, and rolls out its own envs (its own slice of
+    the rollout seeds); rank 0's weights are broadcast at the start. An update then equals
+    one process's update of all ranks' rollouts concatenated in rank order: advantages are
+    whitened with the pooled statistics, every rank draws the same permutation of the global
+    episodes, a minibatch's loss is the mean over all its valid tokens (each rank weights its
+    part by its share of them) and the gradients are summed across ranks before clipping and
+    Adam; the approx-KL early stop, the adaptive KL coefficient and the logged numbers use the
+    pooled values. ``learn(total_timesteps)`` counts the steps of all ranks (each takes its
+    share of what is left, rounded up, so up to N - 1 more in all). Rank 0 alone writes
+    checkpoints (``save`` returns on every rank once it is written) and logs, and shows the
+    progress bars; ``callback`` runs on every rank with that rank's episodes, and a stop on
+    any rank stops all.
     """
 
     Config = LMPPOConfig
 
     def __init__(self, env: gym.Env, model: Any = None, tokenizer: Any = None, ref_model: Any = None,
-                 envs: list[gym.Env] | gym.vector.VectorEnv | None = None, seed: int = 0, **kwargs: Any):
+                 envs: list[gym.Env] | gym.vector.VectorEnv | None = None, seed: int = 0,
+                 distributed: bool | None = None, **kwargs: Any):
         super().__init__(env, seed=seed, **kwargs)
         cfg = self.config
+        data_parallel = wants_distributed(distributed)
         self.device = resolve_device(cfg.device)
+        if data_parallel:
+            self.device = rank_device(self.device)
+        self.ranks = Ranks(data_parallel, self.device)
+        if not self.ranks.is_main:  # logs come from rank 0 alone
+            self.log = EpisodeLog()
         self.view, policy = build_policy(env, model, tokenizer, separate_value_trunk=cfg.value_model == "separate",
                                          value_head=cfg.advantage != "group")
         if cfg.compile_decode:
@@ -246,7 +270,9 @@ class LMPPOAgent(Agent):
             self.mask_policy = self.policy.frozen() if cfg.mask_model == "lagged" else self.reference
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.kl_coef = cfg.kl_coef
-        self.generator = torch.Generator(self.device).manual_seed(seed)
+        # ranks sample with their own generators; self.rng stays the same on all (the update's permutations)
+        rank_seed = np.random.SeedSequence(seed, spawn_key=(self.ranks.rank,)).generate_state(1)[0]
+        self.generator = torch.Generator(self.device).manual_seed(seed if self.ranks.is_main else int(rank_seed))
         if envs is not None:
             self.envs = EnvBatch(envs)
         elif self.view.needs_lm_head:  # TokenGen: through its native vector env, when its id has one
@@ -256,6 +282,9 @@ class LMPPOAgent(Agent):
         if cfg.advantage == "group" and self.envs.n % cfg.group_size:
             raise ValueError(f"advantage='group' runs the envs in groups of group_size={cfg.group_size}, and envs= holds "
                              f"{self.envs.n}, not a multiple of it")
+        self.ranks.same_everywhere("seed", self.seed)
+        self.rank_envs = [int(n) for n in torch.cat(self.ranks.gather(torch.tensor([self.envs.n])))]  # envs per rank
+        self.ranks.broadcast_modules([self.policy, self.reference, *([self.mask_policy] if self.mask_policy else [])])
         self.update_log = EpisodeLog()  # one record per PPO update: losses/..., charts/kl, ...
         self.warm_start_log = EpisodeLog()  # one record per warm-start epoch
         self._act_states: dict[str, Any] = {}  # the view's acting state, per scoring policy
@@ -302,6 +331,9 @@ class LMPPOAgent(Agent):
         """Logits (temperature applied) and values at each step of episodes ``rows``."""
         policy = policy if policy is not None else self.policy
         index = range(len(batch.readings))[rows] if isinstance(rows, slice) else rows.tolist()
+        if not index:  # data parallel: none of this minibatch's episodes (or of the rollout's) is this rank's
+            shape = batch.legal[rows].shape
+            return torch.zeros(shape, device=self.device), torch.zeros(shape[:2], device=self.device) if values else None
         logits, value = self.view.replay(policy, [batch.readings[i] for i in index], batch.actions[rows].to(policy.device),
                                          batch.valid[rows].to(policy.device), values)
         return logits.to(self.device) / self.config.temperature, value
@@ -342,7 +374,8 @@ class LMPPOAgent(Agent):
         else:
             advantages, returns = ppo.self_critical(rewards, valid, baseline, cfg.gamma)
         if cfg.whiten_advantages and cfg.advantage != "group":
-            advantages = ppo.whitened(advantages, valid)
+            moments = self.ranks.moments(advantages[valid.bool()]) if self.ranks.enabled else None
+            advantages = ppo.whitened(advantages, valid, moments)
         return {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
                 "kl": kl, "exact_kl": exact_kl, "valid": valid}
 
@@ -365,24 +398,38 @@ class LMPPOAgent(Agent):
                        "losses/approx_kl": parts["approx_kl"].item(),
                        **({"losses/value": parts["value"].item()} if critic else {})}
 
-    def _optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, share: float = 1.0,
+                        extra: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Descend ``share`` * ``loss``, its gradients summed over the ranks (``share``: this
+        rank's part of the global loss), then clipped; returns ``extra`` summed over the ranks."""
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
         optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                 self.config.max_grad_norm)
+        if loss.requires_grad:  # not when none of the minibatch's episodes is this rank's
+            (loss * share if share != 1.0 else loss).backward()
+        extra = self.ranks.sum_gradients(parameters, extra if extra is not None else torch.zeros(0))
+        nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
         optimizer.step()
+        return extra
 
     def update(self, batch: Rollout, prepared: dict[str, torch.Tensor]) -> dict[str, float]:
         """Minibatch epochs of clipped PPO; stops early once approx KL passes ``max_approx_kl``."""
         cfg = self.config
         self.policy.train()
         parts: dict[str, float] = {}
-        episodes, stop_early = batch.actions.shape[0], False
+        # data parallel: the minibatches are drawn from every rank's episodes (rank order), the same on all ranks
+        lengths = self.ranks.gather(prepared["valid"].sum(1).cpu())
+        first, mine = sum(map(len, lengths[: self.ranks.rank])), len(lengths[self.ranks.rank])
+        lengths = torch.cat(lengths)
+        episodes, stop_early = len(lengths), False
         for _ in range(cfg.n_epochs):
             order = torch.randperm(episodes, generator=torch.Generator().manual_seed(int(self.rng.integers(2**31))))
             for rows in order.chunk(min(cfg.n_minibatches, episodes)):
-                total, parts = self.loss(batch, prepared, rows)
-                self._optimizer_step(self.optimizer, total)
+                local = rows[(rows >= first) & (rows < first + mine)]
+                share = (lengths[local].sum() / lengths[rows].sum()).item() if self.ranks.enabled else 1.0
+                total, parts = self.loss(batch, prepared, local - first)
+                pooled = self._optimizer_step(self.optimizer, total, share,
+                                              torch.tensor(list(parts.values()), dtype=torch.float64) * share)
+                parts = dict(zip(parts, pooled.tolist())) if self.ranks.enabled else parts
                 stop_early = cfg.max_approx_kl is not None and parts["losses/approx_kl"] > cfg.max_approx_kl
                 if stop_early:
                     break
@@ -393,35 +440,44 @@ class LMPPOAgent(Agent):
         return parts
 
     def adapt_kl_coef(self, episode_kl: torch.Tensor) -> None:
+        """Ziegler et al.'s controller on the episodes' KL (of every rank's episodes)."""
         cfg = self.config
-        self.kl_coef = ppo.adapted_kl_coef(self.kl_coef, episode_kl.mean().item(), len(episode_kl), cfg.kl_target,
+        n_episodes, total = self.ranks.sum([len(episode_kl), episode_kl.sum().item()])
+        self.kl_coef = ppo.adapted_kl_coef(self.kl_coef, total / n_episodes, int(n_episodes), cfg.kl_target,
                                            cfg.kl_horizon)
 
     def learn(self, total_timesteps: int, progress_bar: bool = False, callback: Callback | None = None) -> LMPPOAgent:
         self._check_timesteps(total_timesteps)
         cfg = self.config
-        tracker = EpisodeTracker(self, total_timesteps, progress_bar, callback)
+        tracker = EpisodeTracker(self, total_timesteps, progress_bar and self.ranks.is_main, callback)
+        ranks, first_env = self.ranks, sum(self.rank_envs[: self.ranks.rank])
         steps, n_updates, keep_going = 0, 0, True
         while steps < total_timesteps and keep_going:
             start = time.perf_counter()
             # a group's episodes share a seed: the same example, sampled apart by the policy
             group = cfg.group_size if cfg.advantage == "group" else 1
-            seeds = np.repeat(self.rng.integers(2**31, size=self.envs.n // group), group).tolist()
-            batch = self.rollout(seeds, max_steps=total_timesteps - steps)
+            seeds = np.repeat(self.rng.integers(2**31, size=sum(self.rank_envs) // group), group).tolist()
+            seeds = [int(s) for s in seeds[first_env: first_env + self.envs.n]]
+            batch = self.rollout(seeds, max_steps=-(-(total_timesteps - steps) // ranks.world_size))
             rollout_time = time.perf_counter() - start
+            local_steps = 0
             for i in range(self.envs.n):  # replay each episode into the tracker, one after another
                 length = int(batch.valid[i].sum())
                 for t in range(length):
                     done = t == length - 1 and bool(batch.complete[i])
                     if keep_going:  # the callback is not asked again once it said stop
-                        keep_going = tracker.step(steps, float(batch.env_rewards[i, t]), done, batch.infos[i])
-                    steps += 1
-            n_steps = batch.n_steps
-            self.num_timesteps += n_steps
+                        keep_going = tracker.step(steps + local_steps, float(batch.env_rewards[i, t]), done, batch.infos[i])
+                    local_steps += 1
             complete = batch.complete
             if group > 1:  # a group is trained on whole or not at all
                 complete = complete.reshape(-1, group).all(1).repeat_interleave(group)
-            if not bool(complete.any()):
+            # data parallel: every rank must take the same branches, so these decisions are pooled
+            n_steps, n_complete, n_stops = map(int, ranks.sum([batch.n_steps, int(complete.sum()), not keep_going]))
+            tracker.advance(n_steps - batch.n_steps)  # the other ranks' steps
+            keep_going = not n_stops
+            steps += n_steps
+            self.num_timesteps += n_steps
+            if not n_complete:
                 continue
             batch = batch.episodes(complete)  # the episodes the step budget cut are not trained on
             baseline = None
@@ -435,9 +491,9 @@ class LMPPOAgent(Agent):
             if cfg.mask_model == "lagged" and self.mask_policy is not None and n_updates % cfg.mask_update_interval == 0:
                 self.mask_policy.load_state_dict(self.policy.state_dict(), strict=False)
             n_updates += 1
-            self.update_log.add({"step": self.num_timesteps, **parts, "charts/kl": episode_kl.mean().item(),
-                                 "charts/kl_coef": self.kl_coef,
-                                 "charts/episode_return": batch.env_rewards.sum(1).mean().item(),
+            kl_sum, return_sum = ranks.sum([episode_kl.sum().item(), batch.env_rewards.sum().item()])
+            self.update_log.add({"step": self.num_timesteps, **parts, "charts/kl": kl_sum / n_complete,
+                                 "charts/kl_coef": self.kl_coef, "charts/episode_return": return_sum / n_complete,
                                  "charts/rollout_steps_per_second": n_steps / max(rollout_time, 1e-9),
                                  "charts/steps_per_second": n_steps / (time.perf_counter() - start)})
             if self.log.writer is not None:
@@ -474,7 +530,7 @@ class LMPPOAgent(Agent):
                                       fused=True)
         envs = EnvBatch([copy_env(self.env) for _ in range(min(batch_size, len(targets)))])
         bar = None
-        if progress_bar:
+        if progress_bar and self.ranks.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=epochs * math.ceil(len(targets) / batch_size), desc="warm start", unit="batch")
@@ -491,7 +547,8 @@ class LMPPOAgent(Agent):
                 valid = batch.valid.to(self.device)
                 masked = ppo.masked_logprobs(logits, batch.legal.to(self.device), valid)
                 nll = -(masked.gather(-1, batch.actions.to(self.device)[..., None]).squeeze(-1) * valid).sum()
-                self._optimizer_step(optimizer, nll / valid.sum().clamp(min=1))
+                # every rank fits the same batch; the sum of their gradients over the ranks keeps them in step
+                self._optimizer_step(optimizer, nll / valid.sum().clamp(min=1), share=1 / self.ranks.world_size)
                 total_nll, total_steps = total_nll + nll.item(), total_steps + int(valid.sum())
                 if bar is not None:
                     bar.update(1)
@@ -538,10 +595,13 @@ class LMPPOAgent(Agent):
         and ``merged_adapters.safetensors`` holds those each warm start folded into the base. It
         is written whole into a temporary directory beside ``path`` and
         swapped in by renames, so ``path`` always holds the old or the new checkpoint; what a
-        killed save leaves behind is cleaned up by the next ``save`` or ``load``."""
+        killed save leaves behind is cleaned up by the next ``save`` or ``load``. Data
+        parallel: call it on every rank; rank 0 writes while the others wait."""
+        self.ranks.main_writes(lambda: self._write_checkpoint(Path(path)))
+
+    def _write_checkpoint(self, path: Path) -> None:
         from safetensors.torch import save_file, save_model
 
-        path = Path(path)
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path} is a file; an LMPPOAgent checkpoint is a directory")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,10 +98,15 @@ def group_relative(rewards: torch.Tensor, valid: torch.Tensor, group_size: int, 
     return relative.reshape(-1, 1) * valid, returns
 
 
-def whitened(advantages: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    if valid.sum() <= 1:
-        return advantages
-    mean, std = advantages[valid].mean(), advantages[valid].std()
+def whitened(advantages: torch.Tensor, valid: torch.Tensor,
+             moments: tuple[float, float] | None = None) -> torch.Tensor:
+    """Advantages less their mean over valid steps, over their std; ``moments`` (mean, std)
+    replaces the batch's own (data-parallel training passes those of every rank's batch)."""
+    if moments is None:
+        if valid.sum() <= 1:
+            return advantages
+        moments = advantages[valid].mean(), advantages[valid].std()
+    mean, std = moments
     return (advantages - mean) / (std + 1e-8) * valid
 
 

@@ -232,14 +232,17 @@ def lm_ppo_kwargs(env: gym.Env, agent_kwargs: dict) -> tuple[dict, dict | None]:
 
 
 def run_warm_start(policy: Any, settings: dict, out: Path, evaluation: PeriodicEvaluation | None,
-                   progress_bar: bool) -> None:
+                   progress_bar: bool, write: bool = True) -> None:
     """lm-ppo's supervised phase: ``warm_start``, each epoch's loss to ``warm_start.csv``,
-    then (with periodic evaluation) an evaluation, step 0 of ``eval.csv``."""
+    then (with periodic evaluation) an evaluation, step 0 of ``eval.csv``; with ``write``
+    False (the other ranks of a data-parallel run), the warm start alone."""
     from tqdm.auto import tqdm
 
     from agents import EpisodeLog
 
     policy.warm_start(**settings, progress_bar=progress_bar)
+    if not write:
+        return
     log = EpisodeLog(out / "warm_start.csv")
     for record in policy.warm_start_log.records:
         log.add(record)
@@ -311,25 +314,32 @@ def train(env_id: str, agent: str, steps: int, seed: int, out: Path, env_kwargs:
         tracked = TrackedEnv(env)
         policy = SB3Agent(build_sb3_model(agent, tracked, seed, agent_kwargs, source="--agent-kwargs"),
                           masked=agent == "maskable-ppo", log=EpisodeLog(out / "metrics.csv"))
-    # the arguments are good: only now replace an old run
-    for name in RUN_FILES:
-        old = out / name
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {"env": env_id, "env_kwargs": env_kwargs, "agent": agent, "agent_kwargs": agent_kwargs,
-              "steps": steps, "seed": seed, "threads": torch.get_num_threads()}
-    _write_json(out / "config.json", config)
+    # lm-ppo under torchrun: every rank trains, rank 0 alone writes the run folder and evaluates
+    # (every rank has checked the folder already: building the agent synchronised them)
+    main = agent != "lm-ppo" or policy.ranks.is_main
+    if not main:
+        evaluation = None
+    if main:  # the arguments are good: only now replace an old run
+        for name in RUN_FILES:
+            old = out / name
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {"env": env_id, "env_kwargs": env_kwargs, "agent": agent, "agent_kwargs": agent_kwargs,
+                  "steps": steps, "seed": seed, "threads": torch.get_num_threads()}
+        _write_json(out / "config.json", config)
 
     if agent in TEXTGYM_AGENTS:
         if warm_start is not None:
-            run_warm_start(policy, warm_start, out, evaluation, progress_bar)
+            run_warm_start(policy, warm_start, out, evaluation, progress_bar, write=main)
         if steps:
             callback = None if evaluation is None else lambda learner, record: evaluation(record["step"], learner)
             policy.learn(steps, progress_bar=progress_bar, callback=callback)
-        policy.save(checkpoint_path(out, agent))
+        policy.save(checkpoint_path(out, agent))  # lm-ppo: rank 0 writes it, the others wait
+        if not main:
+            return policy
     else:
         from safetensors.torch import save_model
 
