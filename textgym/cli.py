@@ -96,6 +96,9 @@ def train(args: argparse.Namespace) -> int:
     policy = train_run(args.env, args.agent, args.steps, args.seed, args.out, args.env_kwargs, args.agent_kwargs,
                        eval_every=eval_every, eval_episodes=args.eval_episodes,
                        progress_bar=not args.no_progress, overwrite=args.overwrite)
+    ranks = getattr(policy, "ranks", None)
+    if ranks is not None and not ranks.is_main:  # data parallel: rank 0 reports
+        return 0
     scores = evaluate(policy, make_env(args.env, args.env_kwargs), args.eval_episodes, seed=args.seed + 10_000)
     trained = f"for {args.steps:,} steps" if args.steps else "(its warm start alone)"
     print(f"trained {args.agent} on {args.env} {trained}; wrote {args.out}/")
