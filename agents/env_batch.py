@@ -5,6 +5,7 @@ env), for agents that batch their forward passes across envs."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,9 +56,10 @@ class EnvBatch:
     def of(cls, env: gym.Env, n: int) -> EnvBatch:
         """``n`` envs like ``env``: its native vector env (``gym.make_vec`` of its spec) when
         its id has a ``vector_entry_point`` and no wrappers were added after ``gym.make``,
-        else ``n`` copies of it."""
+        else ``n`` copies of it. The rollout envs never render, whatever ``env``'s render mode."""
         spec = env.spec
         if spec is not None and spec.vector_entry_point is not None and not spec.additional_wrappers:
+            spec = dataclasses.replace(spec, kwargs={k: v for k, v in spec.kwargs.items() if k != "render_mode"})
             return cls(gym.make_vec(spec, num_envs=n, vectorization_mode="vector_entry_point"))
         return cls([copy.deepcopy(env) for _ in range(n)])
 

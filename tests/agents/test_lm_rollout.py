@@ -120,6 +120,13 @@ def test_envs_without_a_vector_entry_point_are_copied():
     assert type(EnvBatch.of(env, 2).envs).__name__ == "TokenGenVectorEnv"
 
 
+def test_a_rendering_env_gets_a_native_vector_env_that_does_not_render():
+    env = gym.make("TokenGen-Copy-v0", render_mode="ansi")  # as `textgym eval --samples` makes it
+    batch = EnvBatch.of(env, 3)
+    assert batch.vector and batch.envs.render_mode is None and env.spec.kwargs["render_mode"] == "ansi"
+    batch.reset([0, 1, 2])
+
+
 def test_compiled_decode_gives_the_eager_rollout():
     env = gym.make("TokenGen-Keywords-v0")
     model = tiny_causal_lm(env.unwrapped.vocab, n_layer=1, n_embd=16, n_head=2)
