@@ -18,7 +18,7 @@ from ray.tune.registry import ENV_CREATOR, _global_registry  # noqa: E402
 
 from agents import RandomAgent, evaluate  # noqa: E402
 from envs_registry import ENVS  # noqa: E402
-from textgym.rllib import ActionMaskObservation, ModulePolicy, make_env, module_spec, ppo_config  # noqa: E402
+from textgym.rllib import ActionMaskObservation, ModulePolicy, make_env, module_spec, ppo_config, register_envs  # noqa: E402
 
 COPY_MASK = [0, 0, 1, 0, 1, 1, 1, 1, 1]  # copy's 9 actions: <pad>, <bos> and <unk> are never legal
 TRAINING = {"lr": 2e-3, "gamma": 0.9, "train_batch_size_per_learner": 1_000, "minibatch_size": 64, "num_epochs": 4}
@@ -42,7 +42,15 @@ def test_importing_textgym_does_not_import_ray():
     assert result.stdout.strip() == "False"
 
 
+def test_ppo_config_registers_the_ids_again_after_a_ray_shutdown():
+    ray.init(num_cpus=1, include_dashboard=False, logging_level=logging.ERROR)
+    ray.shutdown()  # this empties the driver's registry of env creators
+    ppo_config("TokenGen-Copy-v0")
+    assert _global_registry.contains(ENV_CREATOR, "textgym:TokenGen-Copy-v0")
+
+
 def test_every_id_is_registered_with_its_mask_in_the_observation():
+    register_envs()  # as at import: a ray.shutdown() earlier in this process (the README's block) emptied the registry
     for env_id in ENVS:
         assert _global_registry.contains(ENV_CREATOR, "textgym:" + env_id)
     env = _global_registry.get(ENV_CREATOR, "textgym:TokenGen-Copy-v0")({"task_kwargs": {"length": 4}})

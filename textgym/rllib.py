@@ -184,6 +184,7 @@ def ppo_config(env_id: str, model_config: dict[str, Any] | None = None, **env_kw
         raise ValueError(f"unknown textgym env id {env_id!r}; valid: {list(ENVS)}")
     env_id = env_id.removeprefix(PREFIX)
     make_env(env_id, env_kwargs).close()
+    register_envs()  # again: a ray.shutdown() empties the driver's registry
     return (PPOConfig()
             .environment(PREFIX + env_id, env_config=env_kwargs)
             .rl_module(rl_module_spec=module_spec(**(model_config or {}))))
