@@ -14,7 +14,9 @@ generated ``--tokens`` completion tokens (EOS included):
    written through ``env.step`` (legal tokens only), per-token group advantages from the
    env's dense BLEU rewards; same batch and learning rate;
 3. textgym's ``LMPPOAgent`` on the dense BLEU reward, with lesson 07's settings (GAE, value
-   head, adaptive KL to the warm start).
+   head, adaptive KL to the warm start);
+4. ``LMPPOAgent`` with its group baseline (``advantage="group"``) on BLEU per completion:
+   textgym's own GRPO, with GRPOTrainer's groups (8), batch (64), learning rate and no KL.
 
 Scores: mean BLEU of sampled completions (temperature 1, legal tokens), 4 per train prompt
 (every prompt 4 times for the TRL models, 240 random draws for the agent), before and
@@ -47,7 +49,13 @@ from agents.lm import pretrain_mle, tiny_causal_lm
 TASK, TASK_KWARGS = "TokenGen-Keywords-v0", {"n_subjects": 5, "n_verbs": 4, "n_objects": 5}
 GENERATIONS, PROMPTS_PER_STEP = 8, 8
 EVAL_REPEATS = 4
-LOOPS = ("TRL GRPOTrainer, BLEU per completion", "textgym.trl DenseGRPOTrainer, dense BLEU", "textgym LMPPOAgent, dense BLEU")
+LOOPS = ("TRL GRPOTrainer, BLEU per completion", "textgym.trl DenseGRPOTrainer, dense BLEU",
+         "textgym LMPPOAgent, dense BLEU", "textgym LMPPOAgent group baseline, BLEU per completion")
+# LMPPOAgent's settings per loop: lesson 07's, and GRPOTrainer's as a group baseline
+LM_PPO = {LOOPS[2]: {"reward_mode": "dense", "num_envs": 32, "kl_coef": 0.05, "kl_controller": "adaptive",
+                     "kl_target": 3.0, "kl_horizon": 2_000},
+          LOOPS[3]: {"reward_mode": "sparse", "num_envs": PROMPTS_PER_STEP * GENERATIONS, "advantage": "group",
+                     "group_size": GENERATIONS, "kl_coef": 0.0}}
 
 
 class TokenBudget(TrainerCallback):
@@ -93,11 +101,11 @@ def run_trl(warm: torch.nn.Module, dense: bool, tokens: int, seed: int) -> tuple
     return before, sampled_bleu_trl(rollout, trainer), budget.seen, budget.seen / seconds
 
 
-def run_lm_ppo(warm: torch.nn.Module, tokens: int, seed: int) -> tuple[float, float, float, float]:
-    env = gym.make(TASK, task_kwargs=TASK_KWARGS, reward="bleu", reward_mode="dense")
+def run_lm_ppo(warm: torch.nn.Module, loop: str, tokens: int, seed: int) -> tuple[float, float, float, float]:
+    settings = dict(LM_PPO[loop])
+    env = gym.make(TASK, task_kwargs=TASK_KWARGS, reward="bleu", reward_mode=settings.pop("reward_mode"))
     eval_env = gym.make(TASK, task_kwargs=TASK_KWARGS, reward="bleu")
-    agent = LMPPOAgent(env, model=copy.deepcopy(warm), seed=seed, num_envs=32, learning_rate=3e-4, kl_coef=0.05,
-                       kl_controller="adaptive", kl_target=3.0, kl_horizon=2_000)
+    agent = LMPPOAgent(env, model=copy.deepcopy(warm), seed=seed, learning_rate=3e-4, **settings)
     before = sampled_bleu_agent(agent, eval_env)
     start = time.perf_counter()
     agent.learn(tokens)
@@ -121,8 +129,8 @@ def main() -> None:
         pretrain_mle(warm, env.unwrapped.task, env.unwrapped.vocab, epochs=4, batch_size=64, learning_rate=1e-3,
                      seed=seed)
         for loop in LOOPS:
-            if loop == LOOPS[2]:
-                results[loop].append(run_lm_ppo(warm, args.tokens, seed))
+            if loop in LM_PPO:
+                results[loop].append(run_lm_ppo(warm, loop, args.tokens, seed))
             else:
                 results[loop].append(run_trl(warm, loop == LOOPS[1], args.tokens, seed))
             before, after, used, speed = results[loop][-1]

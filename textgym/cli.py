@@ -71,7 +71,8 @@ def list_envs(args: argparse.Namespace) -> int:
         print(f"  {name:<24}{summary(generator.__doc__)}")
     print("rewards:")
     for name, factory in METRICS.items():
-        print(f"  {name:<24}{summary((factory() if name != 'length' else factory).__doc__)}")
+        # a class's own docstring: building LMFluency or SentenceSimilarity would load a model
+        print(f"  {name:<24}{summary((factory if isinstance(factory, type) else factory()).__doc__)}")
     print("agents (textgym train --agent NAME):")
     for name, description in AGENT_DESCRIPTIONS.items():
         print(f"  {name:<24}{description}")
