@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401
-from agents import DQNAgent, RandomAgent, TabularQAgent, evaluate
+from agents import DQNAgent, LMPPOAgent, RandomAgent, TabularQAgent, evaluate
 from agents.runs import SB3Agent
 
 EVAL_EPISODES = 200
@@ -51,8 +51,10 @@ class Case:
 
 CASES = {
     "copy": Case("TokenGen-Copy-v0", "token_accuracy", 50_000, env_kwargs={"reward_mode": "dense"}),
+    "copy-sparse": Case("TokenGen-Copy-v0", "token_accuracy", 50_000),
     "reverse": Case("TokenGen-Reverse-v0", "token_accuracy", 60_000, env_kwargs={"reward_mode": "dense"}),
     "keywords": Case("TokenGen-Keywords-v0", "bleu", 100_000),
+    "keywords-dense": Case("TokenGen-Keywords-v0", "bleu", 100_000, env_kwargs={"reward_mode": "dense"}),
     "compress": Case("TokenEdit-Compress-v0", "rougeL", 50_000, env_kwargs={"reward_mode": "dense"}),
     "fix": Case("TokenEdit-Fix-v0", "rougeL", 50_000),
     # per-token reward: each tag is judged on its own, so tagging is a bandit at every step
@@ -123,6 +125,11 @@ AGENTS = {
     "sb3-dqn": train_sb3("DQN", **SB3_DQN),
     "sb3-dqn-raw": train_sb3("DQN", token_features=False, **SB3_DQN),
     "maskable-ppo": train_sb3("MaskablePPO", **SB3_PPO),
+    # LMPPOAgent on its offline tiny model (a GPT-2 on TokenGen, a BERT elsewhere), from
+    # random init like the rest, with each of its three advantages
+    "lm-ppo": train_textgym(LMPPOAgent),
+    "lm-ppo-sc": train_textgym(LMPPOAgent, advantage="self-critical"),
+    "lm-ppo-group": train_textgym(LMPPOAgent, advantage="group", group_size=4),
 }
 
 

@@ -1,6 +1,6 @@
 """TRL GRPO through textgym.trl against textgym's own LM-PPO, at the same token budget, on keywords.
 
-    python benchmarks/trl_grpo.py                        # 3 seeds, 30k generated tokens each (~25 min on 2 CPU cores)
+    python benchmarks/trl_grpo.py                        # 3 seeds, 30k generated tokens each (about 4 min on 2 CPU cores)
     python benchmarks/trl_grpo.py --seeds 0 --tokens 3000 --out ''   # a smoke run
 
 Every loop starts from the same tiny GPT-2 (2 layers, 64 wide), warm-started by
@@ -9,16 +9,22 @@ Every loop starts from the same tiny GPT-2 (2 layers, 64 wide), warm-started by
 generated ``--tokens`` completion tokens (EOS included):
 
 1. ``GRPOTrainer`` (TRL 1.16) with ``textgym.trl.reward("bleu")``: one BLEU per
-   completion, group-relative advantages (8 completions per prompt, 64 per step);
-2. ``textgym.trl.DenseGRPOTrainer`` with ``rollout_func=EnvRollout(...)``: completions
+   completion, group-relative advantages (8 completions per prompt, 64 per generation),
+   TRL's defaults otherwise: one optimizer step per generation, linear LR decay, rewards
+   divided by the group's std;
+2. the same with LMPPOAgent's update schedule: 4 minibatches of 16 completions and 4
+   passes (``steps_per_generation=4, num_iterations=4``: 16 steps per generation),
+   constant LR, rewards not divided by the std (``scale_rewards="none"``);
+3. ``textgym.trl.DenseGRPOTrainer`` with ``rollout_func=EnvRollout(...)``: completions
    written through ``env.step`` (legal tokens only), per-token group advantages from the
-   env's dense BLEU rewards; same batch and learning rate;
-3. textgym's ``LMPPOAgent`` on the dense BLEU reward, with lesson 07's settings (GAE, value
+   env's dense BLEU rewards; the schedule of 2;
+4. textgym's ``LMPPOAgent`` on the dense BLEU reward, with lesson 07's settings (GAE, value
    head, adaptive KL to the warm start);
-4. ``LMPPOAgent`` with its group baseline (``advantage="group"``) on BLEU per completion:
-   textgym's own GRPO, with GRPOTrainer's groups (8), batch (64), learning rate and no KL.
+5. ``LMPPOAgent`` with its group baseline (``advantage="group"``) on BLEU per completion:
+   textgym's own GRPO, with the groups (8), batch (64), learning rate and KL (none) of the
+   TRL runs.
 
-Scores: mean BLEU of sampled completions (temperature 1, legal tokens), 4 per train prompt
+All use learning rate 3e-4. Scores: mean BLEU of sampled completions (temperature 1, legal tokens), 4 per train prompt
 (every prompt 4 times for the TRL models, 240 random draws for the agent), before and
 after; from 3 seeds on, mean ± the half-width of a 95% Student-t interval over seeds.
 The TRL runs log every step; training stops at the first step whose completions reach
@@ -49,12 +55,17 @@ from agents.lm import pretrain_mle, tiny_causal_lm
 TASK, TASK_KWARGS = "TokenGen-Keywords-v0", {"n_subjects": 5, "n_verbs": 4, "n_objects": 5}
 GENERATIONS, PROMPTS_PER_STEP = 8, 8
 EVAL_REPEATS = 4
-LOOPS = ("TRL GRPOTrainer, BLEU per completion", "textgym.trl DenseGRPOTrainer, dense BLEU",
-         "textgym LMPPOAgent, dense BLEU", "textgym LMPPOAgent group baseline, BLEU per completion")
+LOOPS = ("TRL GRPOTrainer, BLEU per completion, TRL defaults", "TRL GRPOTrainer, BLEU per completion, 16 steps per generation",
+         "textgym.trl DenseGRPOTrainer, dense BLEU, 16 steps per generation", "textgym LMPPOAgent, dense BLEU",
+         "textgym LMPPOAgent group baseline, BLEU per completion")
+# LMPPOAgent's schedule (4 epochs x 4 minibatches of each rollout) in TRL's terms
+MATCHED = {"per_device_train_batch_size": PROMPTS_PER_STEP * GENERATIONS // 4, "steps_per_generation": 4,
+           "num_iterations": 4, "lr_scheduler_type": "constant", "scale_rewards": "none"}
+TRL = {LOOPS[0]: {"per_device_train_batch_size": PROMPTS_PER_STEP * GENERATIONS}, LOOPS[1]: MATCHED, LOOPS[2]: MATCHED}
 # LMPPOAgent's settings per loop: lesson 07's, and GRPOTrainer's as a group baseline
-LM_PPO = {LOOPS[2]: {"reward_mode": "dense", "num_envs": 32, "kl_coef": 0.05, "kl_controller": "adaptive",
+LM_PPO = {LOOPS[3]: {"reward_mode": "dense", "num_envs": 32, "kl_coef": 0.05, "kl_controller": "adaptive",
                      "kl_target": 3.0, "kl_horizon": 2_000},
-          LOOPS[3]: {"reward_mode": "sparse", "num_envs": PROMPTS_PER_STEP * GENERATIONS, "advantage": "group",
+          LOOPS[4]: {"reward_mode": "sparse", "num_envs": PROMPTS_PER_STEP * GENERATIONS, "advantage": "group",
                      "group_size": GENERATIONS, "kl_coef": 0.0}}
 
 
@@ -80,16 +91,17 @@ def sampled_bleu_agent(agent: LMPPOAgent, env: gym.Env) -> float:
     return evaluate(agent, env, n_episodes=EVAL_REPEATS * len(env.unwrapped.examples), deterministic=False)["bleu"]
 
 
-def run_trl(warm: torch.nn.Module, dense: bool, tokens: int, seed: int) -> tuple[float, float, float, float]:
+def run_trl(warm: torch.nn.Module, loop: str, tokens: int, seed: int) -> tuple[float, float, float, float]:
     rollout = tt.EnvRollout(TASK, seed=seed, task_kwargs=TASK_KWARGS, reward="bleu", reward_mode="dense")
     batch = PROMPTS_PER_STEP * GENERATIONS
     budget = TokenBudget(tokens, batch)
-    config = GRPOConfig(output_dir=tempfile.mkdtemp(prefix="trl_grpo_"), max_steps=10 * tokens // batch + 1,
-                        per_device_train_batch_size=batch, num_generations=GENERATIONS,
-                        max_completion_length=rollout.env.max_new_tokens, learning_rate=3e-4, beta=0.0,
-                        report_to="none", use_cpu=True, logging_steps=1, save_strategy="no", seed=seed, disable_tqdm=True)
+    config = GRPOConfig(output_dir=tempfile.mkdtemp(prefix="trl_grpo_"), max_steps=16 * (10 * tokens // batch + 1),
+                        num_generations=GENERATIONS, max_completion_length=rollout.env.max_new_tokens,
+                        learning_rate=3e-4, beta=0.0, report_to="none", use_cpu=True, logging_steps=1,
+                        save_strategy="no", seed=seed, disable_tqdm=True, **TRL[loop])
     kwargs = dict(model=copy.deepcopy(warm), args=config, train_dataset=tt.dataset(TASK, task_kwargs=TASK_KWARGS),
                   processing_class=tt.word_tokenizer(rollout.env.vocab), callbacks=[budget])
+    dense = loop.startswith("textgym.trl DenseGRPOTrainer")
     if dense:
         trainer = tt.DenseGRPOTrainer(reward_funcs=[tt.episode_return], rollout_func=rollout, **kwargs)
     else:
@@ -132,7 +144,7 @@ def main() -> None:
             if loop in LM_PPO:
                 results[loop].append(run_lm_ppo(warm, loop, args.tokens, seed))
             else:
-                results[loop].append(run_trl(warm, loop == LOOPS[1], args.tokens, seed))
+                results[loop].append(run_trl(warm, loop, args.tokens, seed))
             before, after, used, speed = results[loop][-1]
             print(f"seed {seed} {loop}: sampled BLEU {before:.3f} -> {after:.3f}, {used:.0f} tokens, {speed:.0f} tokens/s")
     rows = [[loop, summarise([r[0] for r in runs]), summarise([r[1] for r in runs]),
