@@ -280,7 +280,7 @@ def test_ppo_learns_a_target_compression_ratio(target, one_thread):
     (about 3 s a run): the mean ratio after 4,000 steps is within 0.06 of the target, for
     both targets. Inside the full suite (same seeds) one run ended at 0.39 for 0.5: another
     CPU's float rounding, or state left by earlier tests, changes the trajectory as another
-    init seed would, hence the margin of 0.15 (still far from the untrained 0.97)."""
+    init seed would, hence the margin of 0.15 (the untrained policy keeps 0.95 to 0.97)."""
     env = make("TokenEdit-compress", reward=make_reward(CompressionScore(ratio=target)))
     agent = tiny_agent("TokenEdit-compress", env=env, num_envs=16, learning_rate=3e-4, seed=0)
 
@@ -298,7 +298,7 @@ def test_ppo_learns_a_target_compression_ratio(target, one_thread):
     before = mean_ratio()
     agent.learn(4000)
     after = mean_ratio()
-    assert before > target + 0.2 and abs(after - target) < 0.15, (before, after)
+    assert before > target + 0.15 and abs(after - target) < 0.15, (before, after)
 
 
 # ---- the KL to the reference ----------------------------------------------------------------------
