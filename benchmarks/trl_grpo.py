@@ -10,8 +10,8 @@ generated ``--tokens`` completion tokens (EOS included):
 
 1. ``GRPOTrainer`` (TRL 1.16) with ``textgym.trl.reward("bleu")``: one BLEU per
    completion, group-relative advantages (8 completions per prompt, 64 per generation),
-   TRL's defaults otherwise: one optimizer step per generation, linear LR decay, rewards
-   divided by the group's std;
+   TRL's defaults otherwise: one optimizer step per generation, rewards divided by the
+   group's std;
 2. the same with LMPPOAgent's update schedule: 4 minibatches of 16 completions and 4
    passes (``steps_per_generation=4, num_iterations=4``: 16 steps per generation),
    constant LR, rewards not divided by the std (``scale_rewards="none"``);
@@ -24,9 +24,9 @@ generated ``--tokens`` completion tokens (EOS included):
    textgym's own GRPO, with the groups (8), batch (64), learning rate and KL (none) of the
    TRL runs.
 
-All use learning rate 3e-4. Scores: mean BLEU of sampled completions (temperature 1, legal tokens), 4 per train prompt
-(every prompt 4 times for the TRL models, 240 random draws for the agent), before and
-after; from 3 seeds on, mean ± the half-width of a 95% Student-t interval over seeds.
+All use learning rate 3e-4. Scores: mean BLEU of sampled completions (temperature 1, legal
+tokens), 4 per train prompt (every prompt 4 times for the TRL models, 240 random draws for
+the agent), before and after; from 3 seeds on, mean ± the half-width of a 95% Student-t interval over seeds.
 The TRL runs log every step; training stops at the first step whose completions reach
 the budget.
 """
@@ -101,8 +101,7 @@ def run_trl(warm: torch.nn.Module, loop: str, tokens: int, seed: int) -> tuple[f
                         save_strategy="no", seed=seed, disable_tqdm=True, **TRL[loop])
     kwargs = dict(model=copy.deepcopy(warm), args=config, train_dataset=tt.dataset(TASK, task_kwargs=TASK_KWARGS),
                   processing_class=tt.word_tokenizer(rollout.env.vocab), callbacks=[budget])
-    dense = loop.startswith("textgym.trl DenseGRPOTrainer")
-    if dense:
+    if loop == LOOPS[2]:
         trainer = tt.DenseGRPOTrainer(reward_funcs=[tt.episode_return], rollout_func=rollout, **kwargs)
     else:
         trainer = GRPOTrainer(reward_funcs=[tt.reward("bleu")], **kwargs)
