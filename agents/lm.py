@@ -111,20 +111,28 @@ WORD_PIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 def word_piece_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> Any:
     """A cased WordPiece tokenizer trained on ``texts`` (offline, in a second or so), as a
     transformers tokenizer: what a tiny model reads a task with. Unseen words split into
-    known pieces, down to single characters, so they keep their spelling."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    known pieces, down to single characters, so they keep their spelling. The same texts
+    give the same vocabulary and ids in every process."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=False), pre_tokenizers.BertPreTokenizer()
     # every printable ASCII character, also as a continuation piece, so that an unseen word
     # is spelled out rather than UNK
-    characters = [c for c in string.printable if not c.isspace()]
-    texts = [*texts, " ".join(f"x{c}" for c in characters)]
+    texts = [*texts, " ".join(f"x{c}" for c in string.printable if not c.isspace())]
+    characters = sorted({c for text in texts for c in normalizer.normalize_str(text) if not c.isspace()})
+    # The trainer numbers "##" pieces in hash-map order, which differs from process to process,
+    # and breaks ties between merges by those numbers (huggingface/tokenizers#1794), so the
+    # vocabulary would differ between runs. Listing every "##" piece up front as a special
+    # token numbers them in a fixed order; the tokenizer is then rebuilt from the learnt
+    # vocabulary with only the real special tokens.
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, initial_alphabet=characters, show_progress=False,
-                                        special_tokens=list(WORD_PIECE_SPECIALS))
-    tokenizer.train_from_iterator(texts, trainer)
+                                        special_tokens=[*WORD_PIECE_SPECIALS, *(f"##{c}" for c in characters)])
+    learner = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    learner.normalizer, learner.pre_tokenizer = normalizer, pre_tokenizer
+    learner.train_from_iterator(texts, trainer)
+    tokenizer = Tokenizer(models.WordPiece(learner.get_vocab(with_added_tokens=False), unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer, tokenizer.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])

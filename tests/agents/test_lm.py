@@ -1,6 +1,8 @@
 """agents.lm: the tiny GPT-2, loading local and packaged models, the MLE warm start."""
 
 import importlib.util
+import subprocess
+import sys
 
 import gymnasium as gym
 import pytest
@@ -8,7 +10,7 @@ import torch
 
 import textgym  # noqa: F401
 from agents import LMPPOAgent
-from agents.lm import load_causal_lm, pretrain_mle, prompt_context, tiny_causal_lm
+from agents.lm import load_causal_lm, pretrain_mle, prompt_context, tiny_causal_lm, word_piece_tokenizer
 from textgym.vocab import TokenizerVocabulary
 
 torch.set_num_threads(1)
@@ -59,3 +61,22 @@ def test_smollm2_loads_offline_with_a_matching_vocabulary():
     agent = LMPPOAgent(env, model=model, num_envs=2)
     obs, info = env.reset(seed=0)
     assert 0 <= agent.act(obs, info) < len(vocab)
+
+
+def test_word_piece_tokenizer_is_the_same_in_every_process():
+    """The tokenizers trainer numbers "##" pieces in hash-map order, which is seeded per
+    process (huggingface/tokenizers#1794): untreated, six processes gave six vocabularies
+    for these texts, and a seeded run another model."""
+    script = ("import gymnasium as gym, textgym; from agents.lm import word_piece_tokenizer; "
+              "from agents.lm_policy import task_texts; "
+              "env = gym.make('TokenEdit-v0', mode='compress', task_kwargs={'n_train': 100}); "
+              "print(sorted(word_piece_tokenizer(task_texts(env)).get_vocab().items()))")
+    vocabularies = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+                    for _ in range(3)}
+    assert len(vocabularies) == 1
+
+
+def test_word_piece_tokenizer_round_trips_words_and_spells_out_unseen_ones():
+    tokenizer = word_piece_tokenizer(["the cat sat on the mat", "a dog sat"])
+    assert tokenizer.decode(tokenizer("the cat sat, zebra!")["input_ids"], skip_special_tokens=True) == "the cat sat, zebra!"
+    assert tokenizer.tokenize("zebra") == ["z", "##e", "##b", "##r", "##a"] and "[UNK]" not in tokenizer.tokenize("Q~")

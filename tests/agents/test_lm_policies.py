@@ -271,16 +271,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("target", [0.5, 0.75])
+@pytest.mark.parametrize("target", [0.5, 0.6])
 def test_ppo_learns_a_target_compression_ratio(target, one_thread):
     """Reward: only the gaussian length term, so the policy must learn how many words to
-    keep from the progress features; the untrained policy keeps 0.97 of the words. The
+    keep from the progress features; the untrained policy keeps 0.85 of the words. The
     sentences have 6-8 words, so a low target such as 0.3 falls between whole-word ratios
-    and a run may settle one word short of it. Measured over 20 model-init seeds each
-    (about 3 s a run): the mean ratio after 4,000 steps is within 0.06 of the target, for
-    both targets. Inside the full suite (same seeds) one run ended at 0.39 for 0.5: another
-    CPU's float rounding, or state left by earlier tests, changes the trajectory as another
-    init seed would, hence the margin of 0.15 (the untrained policy keeps 0.95 to 0.97)."""
+    and a run may settle one word short of it. Measured over 10 model-init seeds each: the
+    untrained ratio is 0.60 to 1.00, and after 4,000 steps 19 of the 20 runs end within
+    0.06 of the target (the other 0.097 from 0.5)."""
     env = make("TokenEdit-compress", reward=make_reward(CompressionScore(ratio=target)))
     agent = tiny_agent("TokenEdit-compress", env=env, num_envs=16, learning_rate=3e-4, seed=0)
 
@@ -298,7 +296,7 @@ def test_ppo_learns_a_target_compression_ratio(target, one_thread):
     before = mean_ratio()
     agent.learn(4000)
     after = mean_ratio()
-    assert before > target + 0.15 and abs(after - target) < 0.15, (before, after)
+    assert before > target + 0.2 and abs(after - target) < 0.1, (before, after)
 
 
 # ---- the KL to the reference ----------------------------------------------------------------------
@@ -336,16 +334,15 @@ def test_save_load_round_trips_weights_tokenizer_and_greedy_actions(tmp_path, na
         assert module.state_dict().keys() == other.keys()
         assert all(torch.equal(value, other[key]) for key, value in module.state_dict().items()), module_name
     assert loaded.config == agent.config and loaded.num_timesteps == agent.num_timesteps
-    n_steps = 0
-    for seed in range(5):
+    rng, n_steps = np.random.default_rng(0), 0
+    for seed in range(5):  # the same greedy action in every state of episodes that random legal actions drive
         obs, info = env.reset(seed=seed)
         done = False
         while not done:
-            action = agent.act(obs, info)
-            assert loaded.act(obs, info) == action
-            obs, _, terminated, truncated, info = env.step(action)
+            assert loaded.act(obs, info) == agent.act(obs, info)
+            obs, _, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
             done, n_steps = terminated or truncated, n_steps + 1
-    assert n_steps > 5
+    assert n_steps > 10
     for twin in (agent, loaded):  # and the same sampled episodes, step for step
         twin.generator.manual_seed(1)
     rollouts = [twin.rollout(list(range(4))) for twin in (agent, loaded)]
