@@ -43,18 +43,16 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from keywords_lesson import EVAL_REPEATS, TASK, TASK_KWARGS, sampled_bleu, warm_start
 from learning import summarise
 from report import markdown_table, write_report
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 import textgym.trl as tt
-from agents import LMPPOAgent, evaluate
-from agents.lm import pretrain_mle, tiny_causal_lm
+from agents import LMPPOAgent
 
-TASK, TASK_KWARGS = "TokenGen-Keywords-v0", {"n_subjects": 5, "n_verbs": 4, "n_objects": 5}
 GENERATIONS, PROMPTS_PER_STEP = 8, 8
-EVAL_REPEATS = 4
 LOOPS = ("TRL GRPOTrainer, BLEU per completion, TRL defaults", "TRL GRPOTrainer, BLEU per completion, 16 steps per generation",
          "textgym.trl DenseGRPOTrainer, dense BLEU, 16 steps per generation", "textgym LMPPOAgent, dense BLEU",
          "textgym LMPPOAgent group baseline, BLEU per completion")
@@ -86,11 +84,6 @@ def sampled_bleu_trl(rollout: tt.EnvRollout, trainer: GRPOTrainer) -> float:
     return float(np.mean([sum(r) for r in out["token_rewards"]]))  # dense rewards sum to the text's BLEU
 
 
-def sampled_bleu_agent(agent: LMPPOAgent, env: gym.Env) -> float:
-    """The same number of sampled episodes, on prompts drawn at random (``agents.evaluate``)."""
-    return evaluate(agent, env, n_episodes=EVAL_REPEATS * len(env.unwrapped.examples), deterministic=False)["bleu"]
-
-
 def run_trl(warm: torch.nn.Module, loop: str, tokens: int, seed: int) -> tuple[float, float, float, float]:
     rollout = tt.EnvRollout(TASK, seed=seed, task_kwargs=TASK_KWARGS, reward="bleu", reward_mode="dense")
     batch = PROMPTS_PER_STEP * GENERATIONS
@@ -117,11 +110,11 @@ def run_lm_ppo(warm: torch.nn.Module, loop: str, tokens: int, seed: int) -> tupl
     env = gym.make(TASK, task_kwargs=TASK_KWARGS, reward="bleu", reward_mode=settings.pop("reward_mode"))
     eval_env = gym.make(TASK, task_kwargs=TASK_KWARGS, reward="bleu")
     agent = LMPPOAgent(env, model=copy.deepcopy(warm), seed=seed, learning_rate=3e-4, **settings)
-    before = sampled_bleu_agent(agent, eval_env)
+    before = sampled_bleu(agent, eval_env)
     start = time.perf_counter()
     agent.learn(tokens)
     seconds = time.perf_counter() - start
-    return before, sampled_bleu_agent(agent, eval_env), float(tokens), tokens / seconds
+    return before, sampled_bleu(agent, eval_env), float(tokens), tokens / seconds
 
 
 def main() -> None:
@@ -134,11 +127,7 @@ def main() -> None:
     torch.set_num_threads(1)
     results: dict[str, list[tuple[float, float, float, float]]] = {loop: [] for loop in LOOPS}
     for seed in args.seeds:
-        torch.manual_seed(seed)
-        env = gym.make(TASK, task_kwargs=TASK_KWARGS)
-        warm = tiny_causal_lm(env.unwrapped.vocab, n_layer=2, n_embd=64, n_head=2)
-        pretrain_mle(warm, env.unwrapped.task, env.unwrapped.vocab, epochs=4, batch_size=64, learning_rate=1e-3,
-                     seed=seed)
+        warm = warm_start(seed)
         for loop in LOOPS:
             if loop in LM_PPO:
                 results[loop].append(run_lm_ppo(warm, loop, args.tokens, seed))
