@@ -53,8 +53,8 @@ CASES = {
     "copy": Case("TokenGen-Copy-v0", "token_accuracy", 50_000, env_kwargs={"reward_mode": "dense"}),
     "copy-sparse": Case("TokenGen-Copy-v0", "token_accuracy", 50_000),
     "reverse": Case("TokenGen-Reverse-v0", "token_accuracy", 60_000, env_kwargs={"reward_mode": "dense"}),
-    "keywords": Case("TokenGen-Keywords-v0", "bleu", 100_000),
-    "keywords-dense": Case("TokenGen-Keywords-v0", "bleu", 100_000, env_kwargs={"reward_mode": "dense"}),
+    "keywords": Case("TokenGen-Keywords-v0", "bleu", 100_000),  # dense BLEU, as registered
+    "keywords-sparse": Case("TokenGen-Keywords-v0", "bleu", 100_000, env_kwargs={"reward_mode": "sparse"}),
     "compress": Case("TokenEdit-Compress-v0", "rougeL", 50_000, env_kwargs={"reward_mode": "dense"}),
     "fix": Case("TokenEdit-Fix-v0", "rougeL", 50_000),
     # per-token reward: each tag is judged on its own, so tagging is a bandit at every step
