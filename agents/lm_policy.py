@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,10 +45,13 @@ class LMPolicy(nn.Module):
         """Whether the trunk trains through LoRA adapters (``add_lora``)."""
         return hasattr(self.trunk, "disable_adapter")
 
-    def add_lora(self, r: int, alpha: float, dropout: float = 0.0, target_modules: str | Sequence[str] | None = None) -> None:
+    def add_lora(self, r: int, alpha: float, dropout: float = 0.0, target_modules: str | Sequence[str] | None = None,
+                 adapt_lm_head: bool = False) -> None:
         """Wrap the trunk in peft's LoRA adapters of rank ``r`` (scale ``alpha / r``) on
-        ``target_modules`` (None: peft's default for the model type); the trunk's own weights
-        freeze, and the adapters start as the identity, so the policy is unchanged."""
+        ``target_modules``; the trunk's own weights freeze, and the adapters start as the
+        identity, so the policy is unchanged. None: peft's default for the model type, plus
+        the LM head if ``adapt_lm_head`` (TokenGen, whose actions the LM head scores: on small
+        models most of what PPO changes is there, and attention adapters alone barely learn)."""
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError:
@@ -56,9 +60,18 @@ class LMPolicy(nn.Module):
             raise ValueError("the model already carries peft adapters (an agent with lora_r wraps its model in place): "
                              "give a fresh copy of the base model")
         targets = list(target_modules) if isinstance(target_modules, (list, tuple)) else target_modules
+        if targets is None and adapt_lm_head:
+            targets = default_targets_with_lm_head(self.trunk)
         config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
         try:
-            self.trunk = get_peft_model(self.trunk, config)
+            with warnings.catch_warnings():
+                # peft sets fan_in_fan_out per layer (GPT-2 mixes Conv1D and Linear), merge_lora
+                # unties a tied LM head before folding its adapter in, and peft 0.21 still asks
+                # transformers 5 the deprecated is_gradient_checkpointing
+                warnings.filterwarnings("ignore", message="fan_in_fan_out is set to", category=UserWarning)
+                warnings.filterwarnings("ignore", message=".*a tied layer is part of the adapter", category=UserWarning)
+                warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+                self.trunk = get_peft_model(self.trunk, config)
         except ValueError as error:  # no such modules, or no default for the model type
             names = sorted({name.rsplit(".", 1)[-1] for name, module in self.trunk.named_modules()
                             if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"})
@@ -75,11 +88,20 @@ class LMPolicy(nn.Module):
         adapters = {name: p.detach().clone() for name, p in trained_weights(self.trunk).items()}
         for layer in self.trunk.modules():
             if isinstance(layer, LoraLayer):
+                base = layer.get_base_layer()
                 for name in layer.active_adapters:
-                    weight = layer.get_base_layer().weight
-                    weight += layer.get_delta_weight(name).to(weight.dtype)
+                    delta = layer.get_delta_weight(name)
+                    if base.weight is self.trunk.get_input_embeddings().weight and delta.any():
+                        self._untie_lm_head(base)
+                    base.weight += delta.to(base.weight.dtype)
                     layer.reset_lora_parameters(name, True)
         return adapters
+
+    def _untie_lm_head(self, lm_head: nn.Module) -> None:
+        """Give an LM head tied to the input embeddings its own weights, so that folding its
+        adapter in changes the action scores and leaves the token embeddings alone."""
+        lm_head.weight = nn.Parameter(lm_head.weight.detach().clone(), requires_grad=False)
+        self.trunk.config.tie_word_embeddings = False  # so that no later tie_weights() ties them again
 
     def base(self) -> LMPolicy:
         """The reference of a LoRA policy: its trunk with the adapters off (the same weights,
@@ -107,6 +129,18 @@ class LMPolicy(nn.Module):
         if self.value_trunk is not None:
             modules["value_trunk"] = self.value_trunk
         return modules
+
+
+def default_targets_with_lm_head(model: nn.Module) -> list[str] | None:
+    """peft's default LoRA targets for ``model``'s type and the name of its LM head (None:
+    peft has no default for the type, and says so)."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    defaults = DEFAULTS.get(model.config.model_type)
+    if defaults is None:
+        return None
+    lm_head = model.get_output_embeddings()
+    return [*defaults, next(name for name, module in model.named_modules() if module is lm_head)]
 
 
 class AdaptersOff(nn.Module):

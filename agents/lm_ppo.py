@@ -30,7 +30,8 @@ exact KL at each visited state, sum_a pi_L(a) log(pi_L(a) / pi_ref_L(a)).
 
 Episodes end when the env says so; nothing is bootstrapped after an episode's last step.
 
-LoRA (``lora_r > 0``): the trunk's weights freeze and low-rank adapters train; the reference
+LoRA (``lora_r > 0``): the trunk's weights freeze and low-rank adapters train (by default on
+peft's default modules for the model type and, on TokenGen, the LM head); the reference
 is the same trunk with its adapters disabled (no second copy) and the value head reads the
 adapted trunk. A checkpoint then holds the adapters and heads only; ``load`` takes the base
 model again (``model=``, or the name or directory the agent was built from).
@@ -113,7 +114,7 @@ class LMPPOConfig:
     lora_r: int = 0  # rank of LoRA adapters on the trunk (needs peft); 0: the whole trunk trains
     lora_alpha: float = 16.0  # LoRA scale alpha / r
     lora_dropout: float = 0.0  # dropout on the adapters' input
-    lora_target_modules: list[str] | str | None = None  # module names (or a regex) to adapt; None: peft's default
+    lora_target_modules: list[str] | str | None = None  # modules (or a regex) to adapt; None: peft's default, + LM head on TokenGen
     compile_decode: bool = False  # TokenGen: torch.compile the rollout's one-token steps (compiles at the first)
     device: str = "auto"  # "cpu", "cuda" or "auto"
     dtype: str = "float32"  # policy dtype: "float32" or "bfloat16" (GPU)
@@ -256,7 +257,8 @@ class LMPPOAgent(Agent):
                 raise ValueError("ref_model= does not go with lora_r > 0: the reference is the policy's trunk, adapters off")
             self.base_model = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
             self.base_fingerprint = weights_fingerprint(self.policy.trunk)
-            self.policy.add_lora(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+            self.policy.add_lora(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
+                                 adapt_lm_head=self.view.needs_lm_head)
         self.ref_device = resolve_device(cfg.ref_device or str(self.device))
         self.reference = self._new_reference()
         if ref_model is not None:

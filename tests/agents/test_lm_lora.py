@@ -79,9 +79,14 @@ def test_lora_checkpoints_hold_adapters_and_heads_and_round_trip_to_the_same_gre
     agent.save(tmp_path / "agent")
     files = {path.name: load_file(path) for path in (tmp_path / "agent").glob("*.safetensors")}
     assert set(files) == {"adapters.safetensors", "heads.safetensors", "value_head.safetensors", "reference.safetensors"}
-    assert set(files["adapters.safetensors"]) == {"base_model/model/transformer/h/0/attn/c_attn/lora_A/default/weight",
-                                                  "base_model/model/transformer/h/0/attn/c_attn/lora_B/default/weight"}
-    assert files["adapters.safetensors"]["base_model/model/transformer/h/0/attn/c_attn/lora_A/default/weight"].shape == (4, 32)
+    # peft's GPT-2 default (c_attn) and, as TokenGen's actions are the LM head's scores, the LM head
+    assert agent.policy.trunk.peft_config["default"].target_modules == {"c_attn", "lm_head"}
+    adapters = files["adapters.safetensors"]
+    assert {name: tuple(weight.shape) for name, weight in adapters.items()} == {
+        "base_model/model/transformer/h/0/attn/c_attn/lora_A/default/weight": (4, 32),
+        "base_model/model/transformer/h/0/attn/c_attn/lora_B/default/weight": (96, 4),
+        "base_model/model/lm_head/lora_A/default/weight": (4, 32),
+        "base_model/model/lm_head/lora_B/default/weight": (len(env.unwrapped.vocab), 4)}
     assert not files["heads.safetensors"] and not files["reference.safetensors"]  # TokenGen's heads: the LM's own
     loaded = LMPPOAgent.load(tmp_path / "agent", env=env, model=base_model(env))
     seeds = list(range(100, 108))
@@ -107,8 +112,15 @@ def test_loading_lora_adapters_needs_their_base_model(tmp_path):
 @needs_peft
 def test_a_warm_start_folds_the_adapters_into_the_reference_and_reloads(tmp_path):
     env = gym.make("TokenGen-v0", task_kwargs={"n_train": 32})
-    agent = lora_agent(env, base_model(env))
+    base = base_model(env)
+    embeddings = base.get_input_embeddings().weight.detach().clone()
+    assert base.get_output_embeddings().weight is base.get_input_embeddings().weight  # GPT-2 ties its LM head
+    agent = lora_agent(env, base)
     agent.warm_start(epochs=1, learning_rate=1e-2)
+    # the LM head's adapter is folded into a head of its own: the token embeddings stay the base's
+    trunk = agent.policy.trunk
+    assert torch.equal(trunk.get_input_embeddings().weight, embeddings)
+    assert (trunk.get_output_embeddings().weight - embeddings).abs().max().item() > 1e-3
     losses = agent.warm_start_log.records
     batch = agent.rollout(list(range(8)))
     policy, _ = agent.outputs(batch, values=False)
