@@ -10,6 +10,8 @@ single-process path runs the same code without a process group.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -41,6 +43,12 @@ def rank_device(device: torch.device) -> torch.device:
     return device
 
 
+def _collect_and_destroy_process_group() -> None:
+    gc.collect()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class Ranks:
     """The processes of a data-parallel run, seen from one of them (or a single process)."""
 
@@ -49,6 +57,10 @@ class Ranks:
         self.device = device  # where collectives' tensors live: nccl needs CUDA tensors
         if enabled and not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # a group still alive at interpreter teardown, or garbage (reference cycles holding
+            # tensors) collected after it, aborts the process about one run in three (SIGABRT,
+            # "terminate called without an active exception"): collect and destroy at exit
+            atexit.register(_collect_and_destroy_process_group)
         if enabled and device.type == "cpu" and dist.get_backend() == "nccl":
             raise ValueError("the process group uses nccl, which needs CUDA tensors, and the agent's device is cpu: "
                              "init it with backend='gloo', or give device='cuda'")

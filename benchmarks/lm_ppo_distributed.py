@@ -15,6 +15,7 @@ The tiny offline model (``model=None``) on TokenGen-Copy-v0.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -40,7 +41,7 @@ def worker(args: argparse.Namespace) -> None:
     if world > 1:
         dist.init_process_group("gloo")
     agent = LMPPOAgent(gym.make("TokenGen-Copy-v0"), num_envs=args.num_envs, seed=0,
-                       distributed=args.mode == "data parallel")
+                       n_minibatches=args.n_minibatches, distributed=args.mode == "data parallel")
     together = world if agent.ranks.enabled else 1  # learn counts the steps of all ranks
     agent.learn(max(args.steps // 4, 1) * together)  # warm-up: the first rollouts and updates
     warm_up_episodes = len(agent.log.records)
@@ -59,13 +60,21 @@ def worker(args: argparse.Namespace) -> None:
         episodes = sum(int(row[0]) for row in gathered)
         seconds = max(float(row[1]) for row in gathered)
         print("RESULT " + json.dumps({"episodes": episodes, "seconds": seconds}))
+    if world > 1:
+        # the agent freed and the group destroyed before exit: otherwise the interpreter's
+        # teardown aborts (SIGABRT, "terminate called without an active exception") about one
+        # run in three, after the results are printed
+        del agent
+        gc.collect()
+        dist.destroy_process_group()
 
 
 def run(mode: str, processes: int, args: argparse.Namespace) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", __file__,
-               "--worker", "--mode", mode, "--steps", str(args.steps), "--num-envs", str(args.num_envs)]
+               "--worker", "--mode", mode, "--steps", str(args.steps), "--num-envs", str(args.num_envs),
+               "--n-minibatches", str(args.n_minibatches)]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{mode} x {processes} failed:\n{result.stderr[-3000:]}")
@@ -78,6 +87,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="N")
     parser.add_argument("--steps", type=int, default=800, help="env steps per process")
     parser.add_argument("--num-envs", type=int, default=16, help="envs (episodes per rollout) per process")
+    parser.add_argument("--n-minibatches", type=int, default=4, help="LMPPOAgent's minibatches per epoch")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all modes")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, default="one process", help=argparse.SUPPRESS)

@@ -137,5 +137,24 @@ def test_learn_keeps_the_ranks_in_step_and_logs_from_rank_0_only(ranks):
     assert len(rows) == 1 + rank0["episodes"]  # rank 0's own episodes, one row each
 
 
+EXIT_CLEANUP = """
+import atexit, os, torch.distributed as dist, torch
+from agents.distributed import Ranks
+os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
+Ranks(enabled=True, device=torch.device("cpu"))
+assert dist.is_initialized()
+atexit._run_exitfuncs()
+print("destroyed" if not dist.is_initialized() else "still initialised")
+"""
+
+
+def test_a_group_the_agent_made_is_destroyed_at_exit():
+    # a gloo group alive at interpreter teardown aborts the process about one run in three
+    result = subprocess.run([sys.executable, "-c", EXIT_CLEANUP], capture_output=True, text=True, timeout=60,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "destroyed"
+
+
 if __name__ == "__main__":
     worker(Path(sys.argv[1]))
