@@ -6,6 +6,7 @@ data-parallel ones is the cost of communication.
 
     python benchmarks/lm_ppo_distributed.py                 # 1 vs 2 processes, 3 interleaved rounds
     python benchmarks/lm_ppo_distributed.py --steps 200 --rounds 1
+    python benchmarks/lm_ppo_distributed.py --n-minibatches 1   # 4x fewer all-reduces per rollout
 
 Each configuration runs under ``torchrun --standalone``; the modes alternate round by round,
 so a machine whose load changes shares the change out, and each cell is the median round.
@@ -61,10 +62,9 @@ def worker(args: argparse.Namespace) -> None:
         seconds = max(float(row[1]) for row in gathered)
         print("RESULT " + json.dumps({"episodes": episodes, "seconds": seconds}))
     if world > 1:
-        # the agent freed and the group destroyed before exit: otherwise the interpreter's
-        # teardown aborts (SIGABRT, "terminate called without an active exception") about one
-        # run in three, after the results are printed
-        del agent
+        # garbage collected and the group destroyed before exit, as the agent does for a group
+        # it starts: otherwise the interpreter's teardown aborts (SIGABRT, "terminate called
+        # without an active exception") about one run in three, after the results are printed
         gc.collect()
         dist.destroy_process_group()
 
