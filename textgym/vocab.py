@@ -23,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
 
@@ -56,6 +58,11 @@ class Vocabulary(ABC):
     @abstractmethod
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; special tokens (pad, bos, eos) are dropped."""
+
+    def decode_rows(self, ids: np.ndarray, lengths: np.ndarray) -> list[str]:
+        """``decode`` of the first ``lengths[i]`` ids of each row ``i`` of ``ids`` (B, L): the
+        texts of a native vector env's sub-envs."""
+        return [self.decode(row[:n]) for row, n in zip(ids.tolist(), lengths.tolist())]
 
     @abstractmethod
     def id_to_token(self, token_id: int) -> str: ...
@@ -101,6 +108,10 @@ class WordVocabulary(Vocabulary):
         self.lowercase = lowercase
         self._ids = {token: i for i, token in enumerate(self.tokens)}
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = range(len(SPECIAL_TOKENS))
+        # what decode writes for each id: nothing for pad, bos and eos (map/filter in C: envs decode every step)
+        skipped = (self.pad_id, self.bos_id, self.eos_id)
+        self._decoded = tuple("" if i in skipped else token for i, token in enumerate(self.tokens))
+        self._decoded_words = np.array(self._decoded, dtype=object)
 
     @classmethod
     def build(
@@ -139,8 +150,11 @@ class WordVocabulary(Vocabulary):
         return [self._ids.get(token, unk) for token in self.tokenize(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        skip = (self.pad_id, self.bos_id, self.eos_id)
-        return " ".join(self.tokens[i] for i in ids if i not in skip)
+        return " ".join(filter(None, map(self._decoded.__getitem__, ids)))
+
+    def decode_rows(self, ids: np.ndarray, lengths: np.ndarray) -> list[str]:
+        words = self._decoded_words[ids].tolist()  # one gather for every row
+        return [" ".join(filter(None, row[:n])) for row, n in zip(words, lengths.tolist())]
 
     def id_to_token(self, token_id: int) -> str:
         return self.tokens[token_id]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from textgym.envs.token_edit import DELETE, KEEP, STOP, TokenEditEnv, end_metrics
+from textgym.envs.token_edit import DELETE, KEEP, STOP, TokenEditEnv
 from textgym.envs.vector_base import TextVectorEnv
-from textgym.rewards.incremental import IncrementalReward
+from textgym.rewards import rouge1, rouge2, rouge_scores, rougeL
+from textgym.rewards.batch_rouge import ROUGE_TYPES, BatchRouge
+from textgym.vocab import WordVocabulary
+
+# the ROUGE metrics that BatchRouge scores, by metric function
+_ROUGE_METRICS = {rouge1: "rouge1", rouge2: "rouge2", rougeL: "rougeL"}
 
 
 class TokenEditVectorEnv(TextVectorEnv):
@@ -22,10 +28,11 @@ class TokenEditVectorEnv(TextVectorEnv):
     ``action_mask`` for every sub-env, ``source`` for sub-envs that reset, ``metrics`` for
     sub-envs whose episode ended.
 
-    The texts that need the reward's full score in a step (every finished episode, and in
-    dense mode the edited texts that have no incremental scorer) are scored by one
-    ``reward.batch`` call, so model-based rewards score them in one batch. A dense reward
-    with incremental scorers keeps one per sub-env, as the single env does.
+    The rewards of a step (every finished episode, and in dense mode every text that
+    changed) are scored together: with a word vocabulary, ROUGE terms and the end metrics'
+    ROUGE by :class:`~textgym.rewards.batch_rouge.BatchRouge`, for all sub-envs at once
+    with array operations; other terms by one ``reward.columns`` call, so that model-based
+    rewards score their texts in one batch.
     """
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
@@ -36,13 +43,15 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._dense = env.reward_mode == "dense"
         pad, n_examples = self.vocab.pad_id, len(env.examples)
         # every source of the split, padded, so that resets are array gathers
-        self._sources = [env.encoded_prompt(e) for e in range(n_examples)]
+        sources = [env.encoded_prompt(e) for e in range(n_examples)]
         self._source_ids = np.full((n_examples, env.max_source_tokens), pad, dtype=np.int64)
-        self._source_lengths = np.array([len(ids) for ids in self._sources], dtype=np.int64)
-        for e, ids in enumerate(self._sources):
+        self._source_lengths = np.array([len(ids) for ids in sources], dtype=np.int64)
+        for e, ids in enumerate(sources):
             self._source_ids[e, : len(ids)] = ids
         self._source_mask = (np.arange(env.max_source_tokens) < self._source_lengths[:, None]).astype(np.int64)
-        self._source_texts: dict[int, str] = {}  # each source's decoded text, decoded once
+        # each source's decoded text and prompt, so that resets gather them
+        self._source_texts = np.array(self.vocab.decode_rows(self._source_ids, self._source_lengths), dtype=object)
+        self._prompts = np.array([e.prompt for e in env.examples], dtype=object)
         self._candidates, self._candidate_slot = env.candidates, env._candidate_slot
         self._replace, self._insert = env._replace, env._insert
         # the token each action writes: its candidate for replace and insert, else -1
@@ -50,7 +59,6 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._action_token[self._replace] = self._action_token[self._insert] = self._candidates
 
         self._example = np.zeros(num_envs, dtype=np.int64)
-        self._tokens: list[list[int]] = [[] for _ in range(num_envs)]
         self._texts = np.full(num_envs, "", dtype=object)
         self._current_ids = np.full((num_envs, self.max_length), pad, dtype=np.int64)
         self._current_mask = np.zeros((num_envs, self.max_length), dtype=np.int64)
@@ -59,12 +67,19 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._edits = np.zeros(num_envs, dtype=np.int64)
         self._steps = np.zeros(num_envs, dtype=np.int64)
         self._masks = np.zeros((num_envs, env.action_space.n), dtype=bool)
+        self._masks_stale = True  # see _legal_masks
         self._potential = np.zeros(num_envs, dtype=np.float64)
-        # dense rewards with incremental scorers: one per sub-env, made on its reset
-        self._scorers: list[IncrementalReward] | None = None
-        if env._episode_reward.tracks_words:
-            self._scorers = [None] * num_envs  # type: ignore[list-item]
-            self._words = [env.decoded_word(i) for i in range(len(self.vocab))]
+        # a word vocabulary's texts are space-joins of words, so ROUGE can score their ids
+        examples = env.examples
+        self._has_references = np.array([bool(e.references) for e in examples])
+        self._rouge: BatchRouge | None = None
+        if isinstance(self.vocab, WordVocabulary) and self._has_references.any():
+            self._rouge = BatchRouge([env.decoded_word(i) for i in range(len(self.vocab))], [e.references for e in examples])
+        # the reward's ROUGE terms, name -> ROUGE type, which BatchRouge scores when there is one
+        self._rouge_terms = {name: _ROUGE_METRICS[metric] for name, metric, _ in env.reward.terms
+                             if metric in _ROUGE_METRICS and self._rouge is not None}
+        # the ROUGE types that end metrics add to the reward's own
+        self._end_rouge = [name for name in ROUGE_TYPES if name not in env.reward.names]
 
     # -- episodes --------------------------------------------------------------------------
 
@@ -79,33 +94,20 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._current_mask[rows, : self._source_ids.shape[1]] = self._source_mask[indices]
         self._cursor[rows] = self._edits[rows] = self._steps[rows] = 0
         self._potential[rows] = 0.0
-        examples = self.env.examples
-        for i, e in zip(rows.tolist(), indices.tolist()):
-            tokens = self._tokens[i] = list(self._sources[e])
-            self._texts[i] = self._source_text(e)
-            if self._scorers is not None:
-                scorer = self._scorers[i] = IncrementalReward(self.env.reward, examples[e].references)
-                for token in tokens:
-                    scorer.append(self._words[token])
-        self._update_masks(rows)
+        self._texts[rows] = self._source_texts[indices]
+        self._masks_stale = True
         self._set_info(infos, "text", rows, self._texts[rows])
-        self._set_info(infos, "source", rows, [examples[e].prompt for e in indices.tolist()])
-
-    def _source_text(self, e: int) -> str:
-        text = self._source_texts.get(e)
-        if text is None:
-            text = self._source_texts[e] = self.vocab.decode(self._sources[e])
-        return text
+        self._set_info(infos, "source", rows, self._prompts[indices])
 
     def _step_envs(self, rows, actions, rewards, terminated, truncated, infos) -> None:
         # a masked action is a no-op that still counts as a step, as in the single env
-        legal = self._masks[rows, actions]
+        legal = self._legal_masks()[rows, actions]
         self._steps[rows] += 1
         keep = legal & (actions == KEEP)
         self._cursor[rows[keep]] += 1
         changed = legal & (actions != KEEP) & (actions != STOP)
         self._edit(rows[changed], actions[changed])
-        self._update_masks(rows)
+        self._masks_stale = True
 
         length = self._length[rows]
         can_append = (length < self.max_length) if self.mode == "edit" else np.zeros(rows.size, dtype=bool)
@@ -119,7 +121,7 @@ class TokenEditVectorEnv(TextVectorEnv):
 
     def _edit(self, rows: np.ndarray, actions: np.ndarray) -> None:
         """Apply each row's delete, replace or insert at its cursor, as ``TokenEditEnv._edit``:
-        to the id arrays of all rows at once, then to each row's token list, scorer and text."""
+        to the id arrays of all rows at once, then decode each row's text."""
         if not rows.size:
             return
         cursor = self._cursor[rows]
@@ -131,7 +133,7 @@ class TokenEditVectorEnv(TextVectorEnv):
         shift = delete.astype(np.int64) - insert
         source = positions + shift[:, None] * (positions >= cursor[:, None])
         padded = np.concatenate([self._current_ids[rows], np.full((rows.size, 1), self.vocab.pad_id)], axis=1)
-        ids = np.take_along_axis(padded, np.maximum(source, 0), axis=1)
+        ids = padded[np.arange(rows.size)[:, None], np.maximum(source, 0)]
         writes = ~delete
         ids[np.flatnonzero(writes), cursor[writes]] = written[writes]
         self._current_ids[rows] = ids
@@ -140,81 +142,90 @@ class TokenEditVectorEnv(TextVectorEnv):
         self._current_mask[rows] = positions < length[:, None]
         self._cursor[rows] = cursor + writes
         self._edits[rows] += 1
-        for i, c, token, inserts in zip(rows.tolist(), cursor.tolist(), written.tolist(), insert.tolist()):
-            tokens = self._tokens[i]
-            scorer = self._scorers[i] if self._scorers is not None else None
-            if token < 0:
-                del tokens[c]
-                if scorer is not None:
-                    scorer.delete(c)
-            elif inserts:
-                tokens.insert(c, token)
-                if scorer is not None:
-                    scorer.insert(c, self._words[token])
-            else:
-                tokens[c] = token
-                if scorer is not None:
-                    scorer.replace(c, self._words[token])
-            self._texts[i] = self.vocab.decode(tokens)
+        self._texts[rows] = self.vocab.decode_rows(ids, length)
 
     def _score(self, rows: np.ndarray, done: np.ndarray, scored: np.ndarray, rewards: np.ndarray,
                infos: dict[str, Any]) -> None:
         """Rewards of ``rows`` (those marked ``scored`` pay one, as the single env's step), and
-        the end metrics of the ``done`` ones. Every text that needs the reward itself is scored
-        in one ``reward.batch`` call."""
+        the end metrics of the ``done`` ones."""
+        paying = rows[scored] if self._dense else rows[done]
+        # in sparse mode every paying text ends, so its end metrics' ROUGE comes in the same call
+        columns = self._columns(paying, () if self._dense else self._end_rouge)
+        value = sum(weight * columns[name] for name, _, weight in self.env.reward.terms)
         if self._dense:
-            tracked = scored & ~done if self._scorers is not None else np.zeros(rows.size, dtype=bool)
-            full = scored & ~tracked
+            rewards[paying] = value - self._potential[paying]
+            self._potential[paying] = value
         else:
-            full = done
-        value = np.zeros(rows.size, dtype=np.float64)
-        metrics: list[dict[str, float]] = []
-        full_rows = rows[full]
-        if full_rows.size:
-            indices = self._example[full_rows].tolist()
-            scores = self.env.reward.batch(list(self._texts[full_rows]),
-                                           [self.env.examples[e].references for e in indices],
-                                           [self._source_text(e) for e in indices])
-            value[full] = [v for v, _ in scores]
-            metrics = [m for (_, m), finished in zip(scores, done[full].tolist()) if finished]
-        if self._dense:
-            for j in np.flatnonzero(tracked).tolist():
-                value[j] = self._scorers[rows[j]].value  # type: ignore[index]
-            scored_rows = rows[scored]
-            rewards[scored_rows] = value[scored] - self._potential[scored_rows]
-            self._potential[scored_rows] = value[scored]
-        else:
-            rewards[rows[done]] = value[done]
-        self._set_end_metrics(infos, rows[done], metrics)
+            rewards[paying] = value
+        ended = rows[done]
+        if ended.size:
+            self._set_end_metrics(infos, ended, {name: values[done[scored]] for name, values in columns.items()}
+                                  if self._dense else columns)
 
-    def _set_end_metrics(self, infos: dict[str, Any], rows: np.ndarray, metrics: list[dict[str, float]]) -> None:
-        """``info["metrics"]`` of ended sub-envs, as ``TokenEditEnv._end_metrics``."""
+    def _columns(self, rows: np.ndarray, rouge_types: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Each reward term's value of the texts of ``rows``, in term order, then the
+        ``rouge_types`` that BatchRouge scores in the same call (none without it)."""
+        extra = list(rouge_types) if self._rouge is not None else []
+        rouge = self._rouge_scores(rows, [*self._rouge_terms.values(), *extra])
+        columns = {name: rouge[rouge_type] for name, rouge_type in self._rouge_terms.items()}
+        names = self.env.reward.names
+        if len(columns) < len(names) and rows.size:
+            indices, examples = self._example[rows], self.env.examples
+            others = self.env.reward.columns(list(self._texts[rows]), [examples[e].references for e in indices.tolist()],
+                                             list(self._source_texts[indices]), skip=self._rouge_terms)
+            columns |= {name: np.array(values, dtype=np.float64) for name, values in others.items()}
+        return {**{name: columns.get(name, np.zeros(0)) for name in names}, **{kind: rouge[kind] for kind in extra}}
+
+    def _rouge_scores(self, rows: np.ndarray, rouge_types: list[str]) -> dict[str, np.ndarray]:
+        """ROUGE of the texts of ``rows`` (whose examples have references), as ``rouge_scores``."""
+        if not rouge_types or not rows.size:
+            return {name: np.zeros(rows.size) for name in rouge_types}
+        if self._rouge is not None:
+            return self._rouge.scores(self._current_ids[rows], self._example[rows], list(dict.fromkeys(rouge_types)))
         examples = self.env.examples
-        rows_metrics = [
-            end_metrics(reward_metrics, self._texts[i], examples[e].references, n, len(self._sources[e]), edits)
-            for i, e, n, edits, reward_metrics in zip(rows.tolist(), self._example[rows].tolist(),
-                                                      self._length[rows].tolist(), self._edits[rows].tolist(), metrics)
-        ]
-        self._set_metrics(infos, rows, rows_metrics)
+        scores = [rouge_scores(self._texts[i], examples[e].references, rouge_types)
+                  for i, e in zip(rows.tolist(), self._example[rows].tolist())]
+        return {name: np.array([s[name] for s in scores], dtype=np.float64) for name in rouge_types}
+
+    def _set_end_metrics(self, infos: dict[str, Any], rows: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        """``info["metrics"]`` of ended sub-envs ``rows``, as ``token_edit.end_metrics``: the
+        reward's metrics, the ROUGE F-measures it did not score (for examples with
+        references; from ``columns`` when they hold them), compression ratio and edits."""
+        for name in self.env.reward.names:
+            self._set_metric(infos, name, rows, columns[name])
+        has_references = self._has_references[self._example[rows]]
+        if has_references.any():
+            referenced = rows[has_references]
+            missing = [name for name in self._end_rouge if name not in columns]
+            scores = self._rouge_scores(referenced, missing)
+            for name in self._end_rouge:
+                values = scores[name] if name in scores else columns[name][has_references]
+                self._set_metric(infos, name, referenced, values)
+        n_source = np.maximum(1, self._source_lengths[self._example[rows]])
+        self._set_metric(infos, "compression_ratio", rows, self._length[rows] / n_source)
+        self._set_metric(infos, "edits_used", rows, self._edits[rows].astype(np.float64))
 
     # -- arrays ----------------------------------------------------------------------------
 
-    def _update_masks(self, rows: np.ndarray) -> None:
-        """Legal actions of ``rows``, as ``TokenEditEnv._update_mask``."""
-        cursor, length = self._cursor[rows], self._length[rows]
-        on_token = cursor < length
-        can_edit = self._edits[rows] < self.max_edits if self.max_edits is not None else np.ones(rows.size, dtype=bool)
-        masks = self._masks
-        masks[rows, KEEP] = on_token
-        masks[rows, DELETE] = on_token & can_edit
-        masks[rows, STOP] = True
-        if self.mode == "edit":
-            masks[rows, self._replace] = (on_token & can_edit)[:, None]
-            under = self._current_ids[rows, np.minimum(cursor, self.max_length - 1)]
-            slot = self._candidate_slot[under]
-            own = on_token & (slot >= 0)
-            masks[rows[own], self._replace.start + slot[own]] = False
-            masks[rows, self._insert] = (can_edit & (length < self.max_length))[:, None]
+    def _legal_masks(self) -> np.ndarray:
+        """Legal actions of every sub-env, as ``TokenEditEnv._update_mask``; recomputed for all
+        of them at once after the state changed (a step and its resets change it once)."""
+        if self._masks_stale:
+            self._masks_stale = False
+            on_token = self._cursor < self._length
+            can_edit = self._edits < self.max_edits if self.max_edits is not None else np.ones(self.num_envs, dtype=bool)
+            masks = self._masks
+            masks[:, KEEP] = on_token
+            masks[:, DELETE] = on_token & can_edit
+            masks[:, STOP] = True
+            if self.mode == "edit":
+                masks[:, self._replace] = (on_token & can_edit)[:, None]
+                under = self._current_ids[np.arange(self.num_envs), np.minimum(self._cursor, self.max_length - 1)]
+                slot = self._candidate_slot[under]
+                own = np.flatnonzero(on_token & (slot >= 0))
+                masks[own, self._replace.start + slot[own]] = False
+                masks[:, self._insert] = (can_edit & (self._length < self.max_length))[:, None]
+        return self._masks
 
     def _observation(self) -> dict[str, np.ndarray]:
         e = self._example
@@ -227,6 +238,4 @@ class TokenEditVectorEnv(TextVectorEnv):
             "edits": self._edits[:, None].copy(),
         }
 
-    def _legal_masks(self) -> np.ndarray:
-        return self._masks
 

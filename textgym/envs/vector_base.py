@@ -208,9 +208,12 @@ class TextVectorEnv(VectorEnv):
         """``info["metrics"]`` of ended sub-envs ``rows``: one float array and mask per metric."""
         if not len(metrics):
             return
-        batch = infos.setdefault("metrics", {})
         for name in metrics[0]:
-            self._set_info(batch, name, rows, [m[name] for m in metrics], np.float64)
+            self._set_metric(infos, name, rows, [m[name] for m in metrics])
+
+    def _set_metric(self, infos: dict[str, Any], name: str, rows: np.ndarray, values: Any) -> None:
+        """``info["metrics"][name]`` of ended sub-envs ``rows``."""
+        self._set_info(infos.setdefault("metrics", {}), name, rows, values, np.float64)
         infos.setdefault("_metrics", np.zeros(self.num_envs, dtype=bool))[rows] = True
 
     def _reset_envs(self, rows: np.ndarray, options: dict, infos: dict[str, Any]) -> None:

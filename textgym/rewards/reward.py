@@ -81,8 +81,22 @@ class Reward:
               sources: Sequence[str]) -> list[tuple[float, dict[str, float]]]:
         """``[self(p, r, s) for p, r, s in zip(...)]``, but a metric with a ``batch(predictions,
         references, sources)`` method (an LM or an encoder) scores all of them in one call."""
+        columns = self.columns(predictions, references, sources)
+        results = []
+        for row in range(len(predictions)):
+            metrics = {name: values[row] for name, values in columns.items()}
+            results.append((sum(weight * metrics[name] for name, _, weight in self.terms), metrics))
+        return results
+
+    def columns(self, predictions: Sequence[str], references: Sequence[Sequence[str]], sources: Sequence[str],
+                skip: Sequence[str] = ()) -> dict[str, list[float]]:
+        """Each term's values, ``{name: [value of each prediction]}``, in term order, but for
+        the terms named in ``skip`` (which the caller scores another way). A metric with a
+        ``batch`` method scores all predictions in one call."""
         columns = {}
         for name, metric, _ in self.terms:
+            if name in skip:
+                continue
             if hasattr(metric, "batch"):
                 values = metric.batch(predictions, references, sources)
             else:
@@ -91,11 +105,7 @@ class Reward:
             bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
             if bad is not None:
                 raise ValueError(f"metric {name!r} returned {values[bad]} for prediction {predictions[bad]!r}")
-        results = []
-        for row in range(len(predictions)):
-            metrics = {name: values[row] for name, values in columns.items()}
-            results.append((sum(weight * metrics[name] for name, _, weight in self.terms), metrics))
-        return results
+        return columns
 
     def __repr__(self) -> str:
         return "Reward(" + " + ".join(f"{w:g}*{name}" for name, _, w in self.terms) + ")"
