@@ -24,10 +24,12 @@ def scrl_reward(ratio: float | None = None, length: int | None = None, shape: st
     - ``compression``: :class:`CompressionScore` of ``ratio`` or ``length``, ``shape`` and
       ``width``; ``weight`` is relative to similarity's (1: equal thirds).
 
-    ``fluency_weight`` above 1 favours fluent compressions over telegraphic ones: deleting
-    the function words (articles, prepositions) keeps a sentence's embedding close and so
-    pays in similarity, while the LM reads the result as much less fluent than random
-    deletion (``benchmarks/scrl_compression.py`` measures it).
+    ``fluency_weight`` trades similarity for fluency, and steeply: a causal LM pays as much
+    for any first word, so deleting a sentence's opening words costs it next to nothing,
+    while deleting its function words keeps the embedding close but reads as broken. On
+    CommonGen sentences (``benchmarks/scrl_compression.py``) a policy trained at weight 1
+    leaned to the function words, and at 1.1 to 2 it learned to delete the opening words
+    (similarity 0.72 to 0.82).
 
     TokenEdit builds it for ``reward="scrl", compression={"ratio": 0.4}``; each part shows
     in ``info["metrics"]``.
