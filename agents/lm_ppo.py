@@ -115,7 +115,7 @@ class LMPPOConfig:
     lora_alpha: float = 16.0  # LoRA scale alpha / r
     lora_dropout: float = 0.0  # dropout on the adapters' input
     lora_target_modules: list[str] | str | None = None  # modules (or a regex) to adapt; None: peft's default, + LM head on TokenGen
-    compile_decode: bool = False  # TokenGen: torch.compile the rollout's one-token steps (compiles at the first)
+    compile_decode: bool = False  # TokenGen: torch.compile the rollout's forward passes (compiles at the first rollout)
     device: str = "auto"  # "cpu", "cuda" or "auto"
     dtype: str = "float32"  # policy dtype: "float32" or "bfloat16" (GPU)
     ref_device: str | None = None  # reference model device (default: the policy's)

@@ -3,7 +3,8 @@ vocabulary (the model's own tokenizer), and its LM head scores the next token: t
 vocabulary is the action space. A static KV cache, preallocated for the task's longest
 context (prompt, BOS) plus ``max_new_tokens``, makes each step one incremental pass that
 writes one column in place: no concatenation or reallocation, and the same shapes at
-every one-token step, so that ``torch.compile`` compiles it once."""
+every one-token step, so that ``torch.compile`` compiles it once. Compiled, the first pass
+(the prompts) is padded to the longest context too, so it also keeps one shape."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ class TokenGenView(TextView):
     needs_lm_head = True
 
     def __init__(self, env: gym.Env, compile_decode: bool = False):
-        """``compile_decode``: run the one-token steps through ``torch.compile`` of the model
-        (one compilation per model and batch size, at its first step)."""
+        """``compile_decode``: run the rollout's passes (the prompts, then one token a step)
+        through ``torch.compile`` of the model: two graphs per model and batch size, compiled
+        at the first rollout."""
         missing = [k for k in OBSERVATION_KEYS if k not in getattr(env.observation_space, "spaces", {})]
         if missing:
             raise ValueError(f"a TokenGen view needs a TokenGen-style observation; {env.observation_space} lacks {missing}")
@@ -113,6 +115,9 @@ class TokenGenView(TextView):
         width = max(map(len, new))
         if width == 0:
             return state.logits
+        prefill = state.filled == 0
+        if prefill and self.compile_decode:  # the longest context any task example has: one shape to compile
+            width = self.columns - self.max_new_tokens
         if width > 1 and len(readings) > 1 and any(state.tokens):
             raise ValueError("a batched step feeds at most one new token per row")
         if state.filled + width > state.attention.shape[1]:
@@ -125,10 +130,10 @@ class TokenGenView(TextView):
         state.filled += width
         positions = (state.positions + attention.cumsum(-1)).clamp(min=0)
         model, mask = policy.trunk, state.attention
-        if width == 1:
+        if prefill or width == 1:
             model = self._decoder(model)
-            if policy.trunk.config._attn_implementation == "sdpa":
-                mask = mask.bool()[:, None, None, :]  # what transformers would build for one query, in one op
+        if width == 1 and policy.trunk.config._attn_implementation == "sdpa":
+            mask = mask.bool()[:, None, None, :]  # what transformers would build for one query, in one op
         out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=positions, cache=state.cache,
                     use_cache=True, logits_to_keep=1)
         state.positions = positions[:, -1:]

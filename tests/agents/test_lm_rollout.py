@@ -153,9 +153,10 @@ def test_a_rendering_env_gets_a_native_vector_env_that_does_not_render():
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_compiled_decode_is_one_graph_and_gives_the_eager_rollout(kind):
-    """The one-token step compiles to a single graph, with no graph break, and is not
-    compiled again at later steps or in a later rollout (a new cache)."""
+def test_the_compiled_rollout_is_two_graphs_and_gives_the_eager_rollout(kind):
+    """Compiled, the prompts' pass (padded to the longest context) and the one-token step
+    are a graph each, with no graph break, and nothing compiles again at later steps or in a
+    later rollout (a new cache, other prompts)."""
     from torch._dynamo.utils import counters
 
     env = gym.make("TokenGen-Keywords-v0")
@@ -168,8 +169,8 @@ def test_compiled_decode_is_one_graph_and_gives_the_eager_rollout(kind):
         agent.generator.manual_seed(0)
         rollouts.append(agent.rollout([0, 1, 2]))
     agent.rollout([3, 4, 5])
-    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
-    assert counters["frames"]["total"] == 1  # a recompile would be a second frame
+    assert counters["stats"]["unique_graphs"] == 2 and not counters["graph_break"]
+    assert counters["frames"]["total"] == 2  # a recompile would be a third frame
     eager, compiled = rollouts
     assert torch.equal(eager.actions, compiled.actions)
     torch.testing.assert_close(eager.logprobs, compiled.logprobs, atol=1e-5, rtol=0)
