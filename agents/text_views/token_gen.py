@@ -115,25 +115,27 @@ class TokenGenView(TextView):
         width = max(map(len, new))
         if width == 0:
             return state.logits
-        prefill = state.filled == 0
-        if prefill and self.compile_decode:  # the longest context any task example has: one shape to compile
+        start = state.filled  # the cache column of this pass's first token
+        if start == 0 and self.compile_decode:  # the longest context any task example has: one shape to compile
             width = self.columns - self.max_new_tokens
         if width > 1 and len(readings) > 1 and any(state.tokens):
             raise ValueError("a batched step feeds at most one new token per row")
-        if state.filled + width > state.attention.shape[1]:
+        if start + width > state.attention.shape[1]:
             raise ValueError(f"the cache holds {state.attention.shape[1]} columns and is full: an episode of TokenGen "
                              f"writes at most max_new_tokens={self.max_new_tokens} tokens")
         # left padding: every row's next token is at the end
         ids = torch.tensor([[self.vocab.pad_id] * (width - len(tokens)) + tokens for tokens in new])
         attention = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in new], device=device)
-        state.attention[:, state.filled: state.filled + width] = attention
+        state.attention[:, start: start + width] = attention
         state.filled += width
         positions = (state.positions + attention.cumsum(-1)).clamp(min=0)
         model, mask = policy.trunk, state.attention
-        if prefill or width == 1:
+        if start == 0 or width == 1:
             model = self._decoder(model)
-        if width == 1 and policy.trunk.config._attn_implementation == "sdpa":
-            mask = mask.bool()[:, None, None, :]  # what transformers would build for one query, in one op
+        if policy.trunk.config._attn_implementation == "sdpa":
+            # what transformers would build (causal, padding), in two ops: query i is column start + i
+            causal = torch.arange(mask.shape[1], device=device) <= torch.arange(start, start + width, device=device)[:, None]
+            mask = causal & mask.bool()[:, None, None, :]
         out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=positions, cache=state.cache,
                     use_cache=True, logits_to_keep=1)
         state.positions = positions[:, -1:]
