@@ -13,9 +13,9 @@ does with ``min_new_tokens``. The rollout goes through the native vector env (th
 default) and, for comparison, through a list of envs; the three take turns and each
 reports its best of ``--repeats`` rounds, by wall time and by this process's CPU time
 (which other jobs on a shared machine inflate less). The env's share is the time of
-``env.reset`` and ``env.step`` in the vector rollout. CPU peak memory is the process's peak RSS after
-each phase (it only grows, so later phases include earlier ones); CUDA's is
-max_memory_allocated.
+``env.reset`` and ``env.step`` in the vector rollout. CPU peak memory is the process's
+peak RSS after each phase (it only grows, so later phases include earlier ones); CUDA's
+is max_memory_allocated.
 """
 
 from __future__ import annotations
