@@ -115,7 +115,7 @@ class LMPPOConfig:
     lora_alpha: float = 16.0  # LoRA scale alpha / r
     lora_dropout: float = 0.0  # dropout on the adapters' input
     lora_target_modules: list[str] | str | None = None  # modules (or a regex) to adapt; None: peft's default, + LM head on TokenGen
-    compile_decode: bool = False  # TokenGen: torch.compile the rollout's one-token steps (compiles at the first)
+    compile_decode: bool = False  # TokenGen: torch.compile the rollout's forward passes (compiles at the first rollout)
     device: str = "auto"  # "cpu", "cuda" or "auto"
     dtype: str = "float32"  # policy dtype: "float32" or "bfloat16" (GPU)
     ref_device: str | None = None  # reference model device (default: the policy's)
@@ -314,13 +314,14 @@ class LMPPOAgent(Agent):
         """Keeps the view's state of the last episode seen (a KV cache, an encoding): a call
         that continues it costs one incremental step; any other observation starts afresh."""
         reading = self.view.read(obs, info)
-        logits = self._act_logits("policy", self.policy, reading) / self.config.temperature
+        logits = self._act_logits("policy", self.policy, reading)
         mask_logits = None
         if self.mask_policy is not None:
             mask_logits = self._act_logits("mask", self.mask_policy, reading).to(self.device)
         env_mask = torch.as_tensor(legal_mask(info, self.n_actions), device=self.device)
         legal = ppo.narrowed_legal(env_mask, mask_logits, self.config.top_k, self.config.top_p)
-        return int(self._sampler(deterministic).choose(logits, legal))
+        action, _ = self._sampler(deterministic).sample(logits[None], legal[None])
+        return int(action[0])
 
     def rollout(self, seeds: list[int], deterministic: bool = False, max_steps: int | None = None) -> Rollout:
         """One episode per rollout env, in lockstep (see :func:`agents.lm_rollout.collect`)."""

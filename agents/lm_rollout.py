@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from agents.env_batch import EnvBatch
-from agents.ppo import masked_logprobs, narrowed_legal
+from agents.ppo import narrowed_legal
 from agents.text_views.base import TextView
 
 
@@ -52,11 +52,18 @@ class Sampler:
     top_k: int = 0
     top_p: float = 1.0
 
-    def choose(self, logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
-        masked = logits.masked_fill(~legal, -torch.inf)
+    def sample(self, logits: torch.Tensor, legal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row, and its log-prob under the masked, tempered policy."""
+        logprobs = (logits / self.temperature).masked_fill(~legal, -torch.inf).log_softmax(-1)
         if self.deterministic:
-            return masked.argmax(-1)
-        return torch.multinomial(masked.softmax(-1), 1, generator=self.generator).squeeze(-1)
+            action = logprobs.argmax(-1)
+        else:
+            # the exponential race: argmax p / E over E ~ Exp(1) draws from p, as
+            # torch.multinomial's one-sample path does, but with E = -log U: on CPU,
+            # exponential_ takes 10x longer than uniform_ (13 against 1.5 ms for 8 x 49k)
+            race = torch.empty_like(logprobs).uniform_(generator=self.generator).log_().neg_()
+            action = logprobs.exp().div_(race).argmax(-1)
+        return action, logprobs.gather(-1, action[:, None]).squeeze(-1)
 
 
 @torch.no_grad()
@@ -78,7 +85,6 @@ def collect(envs: EnvBatch, view: TextView, policy: Any, seeds: Sequence[int], s
         state = view.start(policy, readings)
         if sampler.mask_policy is not None:
             mask_state = view.start(sampler.mask_policy, readings)
-    everyone = torch.ones(n, dtype=torch.bool, device=device)
     all_legal = torch.ones((n, n_actions), dtype=torch.bool, device=device)
     episodes: list[list[Any]] = [[] for _ in range(n)]
     active, finished = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
@@ -87,13 +93,12 @@ def collect(envs: EnvBatch, view: TextView, policy: Any, seeds: Sequence[int], s
     while active.any() and (max_steps is None or n_steps < max_steps):
         env_masks = all_legal if step.masks is None else torch.from_numpy(step.masks).to(device)
         if demonstrations is None:
-            logits = view.logits(policy, state, readings) / sampler.temperature
+            logits = view.logits(policy, state, readings)
             mask_logits = None
             if mask_state is not None:
                 mask_logits = view.logits(sampler.mask_policy, mask_state, readings).to(device)
             legal = narrowed_legal(env_masks, mask_logits, sampler.top_k, sampler.top_p)
-            action = sampler.choose(logits, legal)
-            step_logprobs = masked_logprobs(logits, legal, everyone).gather(-1, action[:, None]).squeeze(-1)
+            action, step_logprobs = sampler.sample(logits, legal)
         else:
             t = len(actions)
             forced = [demo[t] if t < len(demo) else None for demo in demonstrations]

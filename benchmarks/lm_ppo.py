@@ -11,10 +11,11 @@ memory of the shared-trunk layout against separate policy / value / reference co
 EOS is masked so every episode writes exactly ``--new-tokens`` tokens, as ``generate``
 does with ``min_new_tokens``. The rollout goes through the native vector env (the agent's
 default) and, for comparison, through a list of envs; the three take turns and each
-reports its best of ``--repeats`` rounds. The env's share is the time of ``env.reset``
-and ``env.step`` in the vector rollout. CPU peak memory is the process's peak RSS after
-each phase (it only grows, so later phases include earlier ones); CUDA's is
-max_memory_allocated.
+reports its best of ``--repeats`` rounds, by wall time and by this process's CPU time
+(which other jobs on a shared machine inflate less). The env's share is the time of
+``env.reset`` and ``env.step`` in the vector rollout. CPU peak memory is the process's
+peak RSS after each phase (it only grows, so later phases include earlier ones); CUDA's
+is max_memory_allocated.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import math
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -49,21 +51,32 @@ def reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int) -> dict[str, tuple[float, Any]]:
-    """The best time of each function over ``repeats`` rounds (after a warm-up round), the
-    functions taking turns so that a busy machine slows them alike; and each one's result."""
-    best = dict.fromkeys(fns, math.inf)
-    results = {name: fn() for name, fn in fns.items()}  # warm-up
+@dataclass
+class Timing:
+    """A function's best wall time and best CPU time (this process's, which a machine busy
+    with other jobs inflates less) over some rounds, and its last result."""
+
+    wall: float = math.inf
+    cpu: float = math.inf
+    result: Any = None
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int) -> dict[str, Timing]:
+    """Each function's best times over ``repeats`` rounds (after a warm-up round), the
+    functions taking turns so that a busy machine slows them alike."""
+    timings = {name: Timing(result=fn()) for name, fn in fns.items()}  # warm-up
     for _ in range(repeats):
         for name, fn in fns.items():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            results[name] = fn()
+            wall, cpu = time.perf_counter(), time.process_time()
+            timings[name].result = fn()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: (best[name], results[name]) for name in fns}
+            timing = timings[name]
+            timing.wall = min(timing.wall, time.perf_counter() - wall)
+            timing.cpu = min(timing.cpu, time.process_time() - cpu)
+    return timings
 
 
 class EnvTimer:
@@ -89,8 +102,9 @@ class EnvTimer:
         return min(self.seconds)
 
 
-def forward_seconds(model: torch.nn.Module, fn: Callable[[], Any], device: torch.device) -> float:
-    """The time ``fn`` spends in ``model``'s forward passes (one call of it)."""
+def forward_share(model: torch.nn.Module, fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
+    """The share of ``fn``'s time spent in ``model``'s forward passes, in its fastest of
+    ``repeats`` calls (both times from the same call, so that a busy machine cancels out)."""
     spent, started = [0.0], [0.0]
 
     def before(*_):
@@ -104,10 +118,17 @@ def forward_seconds(model: torch.nn.Module, fn: Callable[[], Any], device: torch
         spent[0] += time.perf_counter() - started[0]
 
     hooks = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
-    fn()
+    fastest, share = math.inf, 0.0
+    for _ in range(repeats):
+        spent[0] = 0.0
+        start = time.perf_counter()
+        fn()
+        total = time.perf_counter() - start
+        if total < fastest:
+            fastest, share = total, spent[0] / total
     for hook in hooks:
         hook.remove()
-    return spent[0]
+    return share
 
 
 def layout_memory_mb(model, ref_bytes_per_param: int) -> dict[str, float]:
@@ -180,17 +201,15 @@ def main() -> None:
     reset_peak(device)
     timings = interleaved({"native": lambda: rollout(native), "list": lambda: rollout(listed), "generate": generate},
                           device, args.repeats)
-    rollout_s, batch = timings["native"]
-    list_s, _ = timings["list"]
-    generate_s, _ = timings["generate"]
+    native_t, list_t, generate_t = timings["native"], timings["list"], timings["generate"]
     rollout_mem = peak_memory_mb(device)
-    env_share = env_seconds.per_call() / rollout_s
+    env_share = env_seconds.per_call() / native_t.wall
 
-    forward_s = forward_seconds(agent.model, generate, device)
+    generate_forward = forward_share(agent.model, generate, device, args.repeats)
 
     reset_peak(device)
-    batch = batch.episodes(batch.complete)
-    update_s, _ = interleaved({"update": lambda: agent.update(batch, agent.prepare(batch))}, device, 1)["update"]
+    batch = native_t.result.episodes(native_t.result.complete)
+    update_s = interleaved({"update": lambda: agent.update(batch, agent.prepare(batch))}, device, 1)["update"].wall
     update_mem = peak_memory_mb(device)
 
     n_params = sum(p.numel() for p in agent.model.parameters())
@@ -198,13 +217,16 @@ def main() -> None:
           f"({torch.get_num_threads()} torch thread), dtype {args.dtype}, batch {args.batch}, "
           f"{args.new_tokens} new tokens, compile_decode={args.compile}\n")
     print("| measure | value |\n|---|---|")
-    print(f"| rollout through env.step, {type(native.envs).__name__} (tokens/s) | {n_tokens / rollout_s:,.0f} |")
-    print(f"| rollout through env.step, a list of {args.batch} envs (tokens/s) | {n_tokens / list_s:,.0f} |")
-    print(f"| model.generate (tokens/s) | {n_tokens / generate_s:,.0f} |")
-    print(f"| **rollout / generate** (vector env; list) | **{generate_s / rollout_s:.2f}x**; {generate_s / list_s:.2f}x |")
+    print(f"| rollout through env.step, {type(native.envs).__name__} (tokens/s) | {n_tokens / native_t.wall:,.0f} |")
+    print(f"| rollout through env.step, a list of {args.batch} envs (tokens/s) | {n_tokens / list_t.wall:,.0f} |")
+    print(f"| model.generate (tokens/s) | {n_tokens / generate_t.wall:,.0f} |")
+    print(f"| **rollout / generate** (vector env; list) | **{generate_t.wall / native_t.wall:.2f}x**; "
+          f"{generate_t.wall / list_t.wall:.2f}x |")
+    print(f"| rollout / generate by CPU time (vector env; list) | {generate_t.cpu / native_t.cpu:.2f}x; "
+          f"{generate_t.cpu / list_t.cpu:.2f}x |")
     print(f"| env.reset + env.step share of the vector rollout | {env_share:.0%} |")
-    print(f"| model forward share of generate; the ceiling of any rollout that runs the same forwards "
-          f"| {forward_s / generate_s:.0%}; {generate_s / forward_s:.2f}x |")
+    print(f"| model forward share of generate; the ceiling of a rollout that runs the same forwards, uncompiled "
+          f"| {generate_forward:.0%}; {1 / generate_forward:.2f}x |")
     print(f"| first rollout{', compiling' if args.compile else ''} (s) | {first_s:.1f} |")
     print(f"| PPO update, 1 epoch on the rollout (s) | {update_s:.2f} |")
     print(f"| peak memory after rollouts and generate / update (MB) | {rollout_mem:,.0f} / {update_mem:,.0f} |")

@@ -40,6 +40,18 @@ def test_throughput_benchmark_prints_a_row_per_env_and_vector_mode():
     assert sum("native vector x 4" in row for row in rows) == 5
 
 
+def test_lm_ppo_benchmark_compares_the_rollout_with_generate():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lm_ppo.py"), "--batch", "4", "--new-tokens", "4",
+                             "--repeats", "1"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split(" | ")[0]: line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert "| **rollout / generate** (vector env; list)" in rows
+    assert "| rollout / generate by CPU time (vector env; list)" in rows
+    share = rows["| model forward share of generate; the ceiling of a rollout that runs the same forwards, uncompiled"]
+    assert 0 < int(share.split(" | ")[1].split("%")[0]) <= 100
+
+
 @pytest.mark.skipif(not WNUT_DEV.is_file(), reason="../shared/data/wnut17 is absent")
 def test_ner_conll_benchmark_scores_a_conll_file():
     env = {**os.environ, "TEXTGYM_QUICK": "1"}

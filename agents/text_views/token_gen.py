@@ -3,7 +3,8 @@ vocabulary (the model's own tokenizer), and its LM head scores the next token: t
 vocabulary is the action space. A static KV cache, preallocated for the task's longest
 context (prompt, BOS) plus ``max_new_tokens``, makes each step one incremental pass that
 writes one column in place: no concatenation or reallocation, and the same shapes at
-every one-token step, so that ``torch.compile`` compiles it once."""
+every one-token step, so that ``torch.compile`` compiles it once. Compiled, the first pass
+(the prompts) is padded to the longest context too, so it also keeps one shape."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ class TokenGenView(TextView):
     needs_lm_head = True
 
     def __init__(self, env: gym.Env, compile_decode: bool = False):
-        """``compile_decode``: run the one-token steps through ``torch.compile`` of the model
-        (one compilation per model and batch size, at its first step)."""
+        """``compile_decode``: run the rollout's passes (the prompts, then one token a step)
+        through ``torch.compile`` of the model: two graphs per model and batch size, compiled
+        at the first rollout."""
         missing = [k for k in OBSERVATION_KEYS if k not in getattr(env.observation_space, "spaces", {})]
         if missing:
             raise ValueError(f"a TokenGen view needs a TokenGen-style observation; {env.observation_space} lacks {missing}")
@@ -113,22 +115,27 @@ class TokenGenView(TextView):
         width = max(map(len, new))
         if width == 0:
             return state.logits
+        start = state.filled  # the cache column of this pass's first token
+        if start == 0 and self.compile_decode:  # the longest context any task example has: one shape to compile
+            width = self.columns - self.max_new_tokens
         if width > 1 and len(readings) > 1 and any(state.tokens):
             raise ValueError("a batched step feeds at most one new token per row")
-        if state.filled + width > state.attention.shape[1]:
+        if start + width > state.attention.shape[1]:
             raise ValueError(f"the cache holds {state.attention.shape[1]} columns and is full: an episode of TokenGen "
                              f"writes at most max_new_tokens={self.max_new_tokens} tokens")
         # left padding: every row's next token is at the end
         ids = torch.tensor([[self.vocab.pad_id] * (width - len(tokens)) + tokens for tokens in new])
         attention = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in new], device=device)
-        state.attention[:, state.filled: state.filled + width] = attention
+        state.attention[:, start: start + width] = attention
         state.filled += width
         positions = (state.positions + attention.cumsum(-1)).clamp(min=0)
         model, mask = policy.trunk, state.attention
-        if width == 1:
+        if start == 0 or width == 1:
             model = self._decoder(model)
-            if policy.trunk.config._attn_implementation == "sdpa":
-                mask = mask.bool()[:, None, None, :]  # what transformers would build for one query, in one op
+        if policy.trunk.config._attn_implementation == "sdpa":
+            # what transformers would build (causal, padding), in two ops: query i is column start + i
+            causal = torch.arange(mask.shape[1], device=device) <= torch.arange(start, start + width, device=device)[:, None]
+            mask = causal & mask.bool()[:, None, None, :]
         out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=positions, cache=state.cache,
                     use_cache=True, logits_to_keep=1)
         state.positions = positions[:, -1:]

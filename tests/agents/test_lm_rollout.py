@@ -1,5 +1,6 @@
-"""The LM rollout: TokenGen's static KV cache against full forwards, and the rollout over the
-native vector env against the rollout over a list of envs."""
+"""The LM rollout: its sampler, TokenGen's static KV cache against full forwards (GPT-2 and
+Llama, SmolLM2's architecture), the compiled decode step, and the rollout over the native
+vector env against the rollout over a list of envs."""
 
 import copy
 
@@ -13,6 +14,7 @@ from agents import LMPPOAgent
 from agents.env_batch import EnvBatch
 from agents.lm import tiny_causal_lm
 from agents.lm_policy import build_policy
+from agents.lm_rollout import Sampler
 from textgym.envs.token_gen import TokenGenEnv
 
 torch.set_num_threads(1)
@@ -22,17 +24,40 @@ TASK = [{"prompt": "a", "references": ["x y z"]}, {"prompt": "a b c", "reference
         {"prompt": "a b c d e", "references": ["z x"]}]
 
 
-def tiny_model(vocab):
-    return tiny_causal_lm(vocab, n_layer=2, n_embd=32, n_head=2)
+def tiny_model(vocab, kind="gpt2", n_layer=2):
+    if kind == "gpt2":
+        return tiny_causal_lm(vocab, n_layer=n_layer, n_embd=32, n_head=2)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    # rotary positions and grouped-query attention (4 query heads share 2 KV heads), as in SmolLM2
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=n_layer, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id,
+        pad_token_id=vocab.pad_id))
 
 
-def test_static_cache_logits_equal_a_full_forward_per_row():
+def test_the_sampler_draws_from_the_tempered_softmax_over_the_legal_tokens():
+    logits = torch.tensor([1.0, 2.0, 5.0, 0.5, 3.0]).expand(40_000, 5)
+    legal = torch.tensor([True, True, False, True, True]).expand(40_000, 5)
+    expected = torch.softmax(torch.tensor([1.0, 2.0, -torch.inf, 0.5, 3.0]) / 2.0, -1)
+    sampler = Sampler(temperature=2.0, generator=torch.Generator().manual_seed(0))
+    actions, logprobs = sampler.sample(logits, legal)
+    frequencies = torch.bincount(actions, minlength=5) / len(actions)
+    assert frequencies[2] == 0
+    torch.testing.assert_close(frequencies, expected, atol=0.01, rtol=0)  # 4 standard errors
+    torch.testing.assert_close(logprobs, expected.log()[actions])
+    greedy, _ = Sampler(deterministic=True).sample(logits[:2], legal[:2])
+    assert greedy.tolist() == [4, 4]  # the likeliest legal token
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_static_cache_logits_equal_a_full_forward_per_row(kind):
     """Rows of different prompt lengths; row 1 ends after one token and row 0 after two, and
     sit out the steps after (a pad fed and never attended); each row's logits at each step
     equal the model's on that row's tokens alone."""
     env = gym.make("TokenGen-v0", task=TASK, max_new_tokens=4)
     vocab = env.unwrapped.vocab
-    view, policy = build_policy(env, tiny_model(vocab))
+    view, policy = build_policy(env, tiny_model(vocab, kind))
     policy.eval()
     x, y, z = (vocab.encode(word)[0] for word in "xyz")
     plans = [[x, vocab.eos_id], [vocab.eos_id], [y, z, x, y]]
@@ -127,16 +152,30 @@ def test_a_rendering_env_gets_a_native_vector_env_that_does_not_render():
     batch.reset([0, 1, 2])
 
 
-def test_compiled_decode_gives_the_eager_rollout():
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_the_compiled_rollout_is_two_graphs_and_gives_the_eager_rollout(kind):
+    """Compiled, the prompts' pass (padded to the longest context) and the one-token step
+    are a graph each, with no graph break, and nothing compiles again at later steps or in a
+    later rollout (a new cache, other prompts)."""
+    from torch._dynamo.utils import counters
+
     env = gym.make("TokenGen-Keywords-v0")
-    model = tiny_causal_lm(env.unwrapped.vocab, n_layer=1, n_embd=16, n_head=2)
+    model = tiny_model(env.unwrapped.vocab, kind, n_layer=1)
     rollouts = []
+    torch._dynamo.reset()
+    counters.clear()
     for compile_decode in (False, True):
         agent = LMPPOAgent(env, model=copy.deepcopy(model), num_envs=3, compile_decode=compile_decode)
         agent.generator.manual_seed(0)
         rollouts.append(agent.rollout([0, 1, 2]))
+    agent.rollout([3, 4, 5])
+    assert counters["stats"]["unique_graphs"] == 2 and not counters["graph_break"]
+    assert counters["frames"]["total"] == 2  # a recompile would be a third frame
     eager, compiled = rollouts
     assert torch.equal(eager.actions, compiled.actions)
     torch.testing.assert_close(eager.logprobs, compiled.logprobs, atol=1e-5, rtol=0)
+
+
+def test_compile_decode_is_for_token_gen():
     with pytest.raises(ValueError, match="compile_decode=True is for TokenGen"):
         LMPPOAgent(gym.make("NERTag-v0"), compile_decode=True)
