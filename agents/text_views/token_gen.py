@@ -133,9 +133,12 @@ class TokenGenView(TextView):
         if start == 0 or width == 1:
             model = self._decoder(model)
         if policy.trunk.config._attn_implementation == "sdpa":
-            # what transformers would build (causal, padding), in two ops: query i is column start + i
-            causal = torch.arange(mask.shape[1], device=device) <= torch.arange(start, start + width, device=device)[:, None]
-            mask = causal & mask.bool()[:, None, None, :]
+            # what transformers would build (causal, padding) in a few ops: query i is column
+            # start + i. A left-padding query also sees itself, so that no row of scores is
+            # all -inf: some torch versions' sdpa returns NaN there, which the pad's keys and
+            # values would carry into later layers (masked, but 0 * NaN is NaN)
+            columns, queries = torch.arange(mask.shape[1], device=device), torch.arange(start, start + width, device=device)
+            mask = (columns <= queries[:, None]) & (mask.bool()[:, None, None, :] | (columns == queries[:, None]))
         out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=positions, cache=state.cache,
                     use_cache=True, logits_to_keep=1)
         state.positions = positions[:, -1:]
