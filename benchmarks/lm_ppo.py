@@ -8,8 +8,8 @@ memory of the shared-trunk layout against separate policy / value / reference co
     python benchmarks/lm_ppo.py --compile               # torch.compile the one-token steps
     python benchmarks/lm_ppo.py --device cuda --dtype bfloat16
 
-EOS is masked so every episode writes exactly ``--new-tokens`` tokens, as ``generate``
-does with ``min_new_tokens``. The rollout goes through the native vector env (the agent's
+The env's ``min_new_tokens`` masks EOS so that every episode writes exactly
+``--new-tokens`` tokens, as ``generate`` does with ``min_new_tokens``. The rollout goes through the native vector env (the agent's
 default) and, for comparison, through a list of envs; the three take turns and each
 reports its best of ``--repeats`` rounds, by wall time and by this process's CPU time
 (which other jobs on a shared machine inflate less). The env's share is the time of
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import textgym  # noqa: F401
@@ -160,15 +159,10 @@ def main() -> None:
     if args.model != "tiny":
         model, vocab = load_causal_lm(args.model)
 
-    vocab = gym.make("TokenGen-v0", task="keywords", vocab=vocab).unwrapped.vocab
+    env = gym.make("TokenGen-v0", task="keywords", vocab=vocab, max_new_tokens=args.new_tokens,
+                   min_new_tokens=args.new_tokens)
+    vocab = env.unwrapped.vocab
     env_vocab_size, eos_id = len(vocab), vocab.eos_id
-
-    def no_eos(prompt_ids, output_ids):
-        mask = np.ones(env_vocab_size, dtype=bool)
-        mask[eos_id] = False
-        return mask
-
-    env = gym.make("TokenGen-v0", task="keywords", vocab=vocab, max_new_tokens=args.new_tokens, mask_fn=no_eos)
     if model is None:
         model = tiny_causal_lm(vocab)
     agent = LMPPOAgent(env, model=model, num_envs=args.batch, device=args.device, dtype=args.dtype,

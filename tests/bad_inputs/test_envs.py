@@ -137,6 +137,12 @@ def raising_mask(prompt_ids, output_ids):
     raise IndexError("bad index")
 
 
+def only_eos_mask(prompt_ids, output_ids):
+    mask = np.zeros(16, dtype=bool)
+    mask[2] = True  # the copy task's EOS
+    return mask
+
+
 def one_argument_mask(prompt_ids):
     return np.ones(16, dtype=bool)
 
@@ -168,6 +174,17 @@ CASES += [
       ]],
     pytest.param(lambda: gym.make_vec("TokenGen-v0", num_envs=2, mask_fn=empty_mask, **COPY_16), ValueError,
                  "mask_fn=empty_mask: on the first example", id="vector-mask-fn-empty"),
+    pytest.param(lambda: TokenGenEnv(mask_fn=only_eos_mask, min_new_tokens=1, **COPY_16), ValueError,
+                 "mask_fn left no legal action; keep at least a token other than EOS before min_new_tokens=1 legal",
+                 id="mask-fn-only-eos-before-min-new-tokens"),
+    *[pytest.param(lambda k=k: TokenGenEnv(**k), ValueError, message, id=f"min-new-tokens-{i}")
+      for i, (k, message) in enumerate([
+          ({"min_new_tokens": -1}, "min_new_tokens must be an int >= 0, got -1"),
+          ({"min_new_tokens": True}, "min_new_tokens must be an int >= 0, got True"),
+          ({"min_new_tokens": 9, "max_new_tokens": 8}, "min_new_tokens=9 exceeds max_new_tokens=8"),
+          ({"min_new_tokens": 1, "allowed_tokens": []},
+           "min_new_tokens=1 makes EOS illegal at first, and allowed_tokens leaves no other token"),
+      ])],
     # reward weights
     pytest.param(lambda: TokenGenEnv(reward=[("bleu", -1.0), ("rouge1", 2.0)]), ValueError,
                  r"reward weights must be finite and >= 0, with one > 0; got \{bleu: -1, rouge1: 2\}",

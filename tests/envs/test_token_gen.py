@@ -93,6 +93,20 @@ def test_allowed_tokens_and_mask_fn_narrow_the_mask():
     np.testing.assert_array_equal(env.action_masks(), info["action_mask"].astype(bool))
 
 
+def test_min_new_tokens_masks_eos_until_that_many_tokens_are_written():
+    env = TokenGenEnv(task=ROWS, min_new_tokens=2)
+    eos, hi = env.vocab.eos_id, env.vocab.token_to_id("hi")
+    _, info = env.reset(seed=0)
+    assert info["action_mask"][eos] == 0 and info["action_mask"].sum() == len(env.vocab) - 4
+    _, _, _, _, info = env.step(hi)
+    assert info["action_mask"][eos] == 0 and not env.action_masks()[eos]
+    _, _, _, _, info = env.step(hi)
+    assert info["action_mask"][eos] == 1 and info["action_mask"].sum() == len(env.vocab) - 3
+    env.reset(seed=0)
+    _, _, terminated, _, _ = env.step(eos)  # a mask guides: EOS written anyway still ends the episode
+    assert terminated
+
+
 def test_masked_tokens_can_still_be_written():
     env = TokenGenEnv(task=ROWS)
     env.reset(seed=0)

@@ -43,6 +43,8 @@ CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
     ("TokenGen-v0", {"task": COMMONGEN_TASK, "reward": "bleu", "reward_mode": "dense"}),
     ("TokenGen-v0", {"task": COMMONGEN_TASK, "reward": ["bleu", ("coverage", 0.5)], "reward_mode": "dense"}),
     ("TokenGen-v0", {"mask_fn": no_repeat, "task_kwargs": {"n_symbols": 12}}),
+    ("TokenGen-v0", {"min_new_tokens": 2}),
+    ("TokenGen-v0", {"min_new_tokens": 1, "mask_fn": no_repeat, "task_kwargs": {"n_symbols": 12}}),
     ("NERTag-v0", {"reward_mode": "f1"}),
     ("NERTag-v0", {"reward_mode": "token", "bio_mask": False, "word_shape": False}),
     ("NERTag-v0", {"window": 2}),

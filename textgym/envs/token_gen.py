@@ -26,6 +26,7 @@ class TokenGenTables:
     prompt_ids: np.ndarray  # (examples, P): each prompt's token ids, padded with the pad id
     prompt_mask: np.ndarray  # (examples, P): 1 on the real ids
     legal_tokens: np.ndarray  # (vocab,) bool: the legal tokens before mask_fn
+    early_legal_tokens: np.ndarray  # (vocab,) bool: the same without EOS, before min_new_tokens
     # (vocab,) str: what each id appends to the text (pad, bos, eos append nothing), for a
     # word vocabulary, whose text is the space-join of these; None for tokenizers
     words: np.ndarray | None
@@ -44,7 +45,8 @@ class TokenGenEnv(TextEnv):
     ## Action Space
     ``Discrete(len(vocab))``: the id of the next token. The vocabulary's EOS ends the
     episode. ``info["action_mask"]`` marks the legal tokens: every token but PAD, BOS and
-    UNK, narrowed by ``allowed_tokens`` and ``mask_fn``; EOS is always legal. An agent that
+    UNK, narrowed by ``allowed_tokens`` and ``mask_fn``; EOS is legal once ``min_new_tokens``
+    tokens are written (at once by default), and then always. An agent that
     ignores the mask may still write any token in the space; the metric scores it.
 
     ## Observation Space
@@ -101,6 +103,9 @@ class TokenGenEnv(TextEnv):
       output_ids) -> bool array`` narrows the legal set per step. ``mask_fn`` is called
       once at construction (first example, empty output): it must return a bool array of
       ``len(vocab)`` that leaves some token legal.
+    - ``min_new_tokens``: EOS is not legal before this many tokens are written (default 0),
+      as ``generate``'s ``min_new_tokens``. Like every mask, it guides agents that read it:
+      an EOS written anyway still ends the episode.
     - ``action_mask``: False skips computing the mask for every info (huge vocabularies).
     - ``render_mode``: None, "ansi" (returns a str) or "human" (prints).
 
@@ -118,6 +123,7 @@ class TokenGenEnv(TextEnv):
         max_new_tokens: int | None = None,
         allowed_tokens: Sequence[str | int] | None = None,
         mask_fn: MaskFn | None = None,
+        min_new_tokens: int = 0,
         action_mask: bool = True,
         task_kwargs: dict | None = None,
         render_mode: str | None = None,
@@ -161,7 +167,12 @@ class TokenGenEnv(TextEnv):
             }
         )
         self._static_mask = self._make_static_mask(allowed_tokens)
-        self._static_mask.flags.writeable = False  # legal_mask() hands it out
+        self.min_new_tokens = self._checked_min_new_tokens(min_new_tokens)
+        # the legal tokens before min_new_tokens are written: the static ones but EOS
+        self._early_mask = self._static_mask.copy()
+        self._early_mask[self.vocab.eos_id] = False
+        for mask in (self._static_mask, self._early_mask):
+            mask.flags.writeable = False  # legal_mask() hands them out
         if mask_fn is not None and not callable(mask_fn):
             raise ValueError(f"mask_fn must be callable, got {type(mask_fn).__name__}")
         self.mask_fn = mask_fn
@@ -193,6 +204,15 @@ class TokenGenEnv(TextEnv):
         mask[vocab.eos_id] = True
         return mask
 
+    def _checked_min_new_tokens(self, min_new_tokens: Any) -> int:
+        min_new_tokens = checked_int("min_new_tokens", min_new_tokens, minimum=0)
+        if min_new_tokens > self.max_new_tokens:
+            raise ValueError(f"min_new_tokens={min_new_tokens} exceeds max_new_tokens={self.max_new_tokens}")
+        if min_new_tokens > 0 and self._static_mask.sum() == 1:
+            raise ValueError(f"min_new_tokens={min_new_tokens} makes EOS illegal at first, and allowed_tokens "
+                             "leaves no other token")
+        return min_new_tokens
+
     def batch_tables(self) -> TokenGenTables:
         """What a batched version of this env needs (``TokenGenVectorEnv`` uses it), computed
         once: every prompt of the split padded into one table, the static legal tokens,
@@ -212,21 +232,25 @@ class TokenGenEnv(TextEnv):
             prompt_ids=prompt_ids,
             prompt_mask=prompt_mask,
             legal_tokens=self._static_mask,
+            early_legal_tokens=self._early_mask,
             words=words,
             incremental_reward=self._episode_reward.tracks_words,
         )
 
     def legal_mask(self, prompt_ids: Sequence[int], output_ids: Sequence[int]) -> np.ndarray:
         """The legal tokens (a bool array) after ``output_ids`` were written for a prompt of
-        ``prompt_ids``: the static ones, narrowed by ``mask_fn``."""
+        ``prompt_ids``: the static ones (without EOS before ``min_new_tokens``), narrowed by
+        ``mask_fn``."""
+        legal = self._early_mask if len(output_ids) < self.min_new_tokens else self._static_mask
         if self.mask_fn is None:
-            return self._static_mask
+            return legal
         narrowed = np.asarray(self.mask_fn(prompt_ids, output_ids), dtype=bool)
-        if narrowed.shape != self._static_mask.shape:
-            raise ValueError(f"mask_fn returned shape {narrowed.shape}, expected {self._static_mask.shape}")
-        mask = self._static_mask & narrowed
+        if narrowed.shape != legal.shape:
+            raise ValueError(f"mask_fn returned shape {narrowed.shape}, expected {legal.shape}")
+        mask = legal & narrowed
         if not mask.any():
-            raise ValueError("mask_fn left no legal action; keep at least EOS legal")
+            keep = "EOS" if legal is self._static_mask else f"a token other than EOS before min_new_tokens={self.min_new_tokens}"
+            raise ValueError(f"mask_fn left no legal action; keep at least {keep} legal")
         return mask
 
     def _check_mask_fn(self) -> None:

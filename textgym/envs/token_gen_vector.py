@@ -47,6 +47,7 @@ class TokenGenVectorEnv(TextVectorEnv):
         self._position = np.zeros(num_envs, dtype=np.int64)
         self._texts = np.full(num_envs, "", dtype=object)
         self._static_masks = np.broadcast_to(tables.legal_tokens, (num_envs, len(tables.legal_tokens)))
+        self._early_legal_tokens = tables.early_legal_tokens
 
         # a word vocabulary's text is the space-join of the words written, so texts grow by
         # a word a step; other vocabularies get an incremental decoder per sub-env
@@ -176,7 +177,10 @@ class TokenGenVectorEnv(TextVectorEnv):
 
     def _legal_masks(self) -> np.ndarray:
         if self.env.mask_fn is None:
-            return self._static_masks
+            early = self._position < self.env.min_new_tokens
+            if not early.any():
+                return self._static_masks
+            return np.where(early[:, None], self._early_legal_tokens, self._static_masks)
         masks = np.empty(self._static_masks.shape, dtype=bool)
         for i in range(self.num_envs):
             prompt_ids = self.env.encoded_prompt(int(self._example_index[i]))
