@@ -11,7 +11,7 @@ sets are the fixed evaluation subset, scored against all of their references.
 
 Model: a GPT-2 of ``--n-layer`` x ``--n-embd`` (``agents.lm.tiny_causal_lm``) over the word
 vocabulary of the train split (its ``--vocab-size`` most frequent 13a words, cased), fitted
-by ``agents.lm.pretrain_mle`` on the first ``--mle-sets`` train concept sets (every
+by ``agents.lm.pretrain_mle`` on the first ``--mle-sets`` train concept sets (all by default; every
 reference), then ``LMPPOAgent`` (built after the warm start, so that its frozen KL reference
 is the warm start) on ``reward=["bleu", ("coverage", --coverage-weight)]``, paid densely (its
 change at each step, ``--reward-mode``), for ``--ppo-steps`` env steps, ``--num-envs`` episodes
@@ -86,7 +86,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-layer", type=int, default=1 if QUICK else 3)
     parser.add_argument("--n-embd", type=int, default=32 if QUICK else 128)
     parser.add_argument("--n-head", type=int, default=2 if QUICK else 4)
-    parser.add_argument("--mle-sets", type=int, default=200 if QUICK else 6000, help="train concept sets of the MLE warm start")
+    parser.add_argument("--mle-sets", type=int, default=200 if QUICK else None,
+                        help="train concept sets of the MLE warm start (default: all)")
     parser.add_argument("--mle-epochs", type=int, default=1 if QUICK else 2)
     parser.add_argument("--mle-lr", type=float, default=1e-3)
     parser.add_argument("--ppo-steps", type=int, default=400 if QUICK else 40_000, help="PPO env steps")
