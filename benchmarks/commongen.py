@@ -11,8 +11,8 @@ sets are the fixed evaluation subset, scored against all of their references.
 
 Model: a GPT-2 of ``--n-layer`` x ``--n-embd`` (``agents.lm.tiny_causal_lm``) over the word
 vocabulary of the train split (its ``--vocab-size`` most frequent 13a words, cased), fitted
-by ``agents.lm.pretrain_mle`` on the first ``--mle-sets`` train concept sets (all by default; every
-reference), then ``LMPPOAgent`` (built after the warm start, so that its frozen KL reference
+by ``agents.lm.pretrain_mle`` on the first ``--mle-sets`` train concept sets (all by
+default; every reference), then ``LMPPOAgent`` (built after the warm start, so that its frozen KL reference
 is the warm start) on ``reward=["bleu", ("coverage", --coverage-weight)]``, paid densely (its
 change at each step, ``--reward-mode``), for ``--ppo-steps`` env steps, ``--num-envs`` episodes
 per update, sampled at ``--temperature``, rolling out on the native ``TokenGenVectorEnv``, with

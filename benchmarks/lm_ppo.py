@@ -9,8 +9,9 @@ memory of the shared-trunk layout against separate policy / value / reference co
     python benchmarks/lm_ppo.py --device cuda --dtype bfloat16
 
 The env's ``min_new_tokens`` masks EOS so that every episode writes exactly
-``--new-tokens`` tokens, as ``generate`` does with ``min_new_tokens``. The rollout goes through the native vector env (the agent's
-default) and, for comparison, through a list of envs; the three take turns and each
+``--new-tokens`` tokens, as ``generate`` does with ``min_new_tokens``. The rollout goes
+through the native vector env (the agent's default) and, for comparison, through a list of
+envs; the three take turns and each
 reports its best of ``--repeats`` rounds, by wall time and by this process's CPU time
 (which other jobs on a shared machine inflate less). The env's share is the time of
 ``env.reset`` and ``env.step`` in the vector rollout. CPU peak memory is the process's

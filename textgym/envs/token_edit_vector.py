@@ -237,5 +237,3 @@ class TokenEditVectorEnv(TextVectorEnv):
             "cursor": self._cursor[:, None].copy(),
             "edits": self._edits[:, None].copy(),
         }
-
-
