@@ -39,8 +39,9 @@ class BatchStep:
 
 class EnvBatch:
     """``reset(seeds)`` and ``step(actions, active)`` over n envs. Only active envs are
-    stepped in a list; a vector env steps all, so an inactive env gets a legal filler
-    action and its result is dropped (its next ``reset`` starts it afresh)."""
+    stepped: in a list, and in a native vector env (``step_active``). Another vector env
+    steps all, so an inactive env gets a legal filler action and its result is dropped (its
+    next ``reset`` starts it afresh)."""
 
     def __init__(self, envs: Sequence[gym.Env] | gym.vector.VectorEnv):
         self.vector = isinstance(envs, gym.vector.VectorEnv)
@@ -100,7 +101,12 @@ class EnvBatch:
         actions, active = np.asarray(actions, dtype=np.int64), np.asarray(active, dtype=bool)
         if self.vector:
             filler = np.zeros(self.n, dtype=np.int64) if last.masks is None else last.masks.argmax(1)
-            obs, rewards, terminated, truncated, info = self.envs.step(np.where(active, actions, filler))
+            actions = np.where(active, actions, filler)
+            step_active = getattr(self.envs, "step_active", None)
+            if step_active is not None:
+                obs, rewards, terminated, truncated, info = step_active(actions, active)
+            else:
+                obs, rewards, terminated, truncated, info = self.envs.step(actions)
             self._last = BatchStep(obs, np.where(active, rewards, 0.0), terminated & active, truncated & active,
                                    _vector_masks(info), info)
         else:

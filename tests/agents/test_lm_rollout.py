@@ -123,6 +123,23 @@ def test_rollout_over_the_native_vector_env_equals_the_list_rollout(top_k):
     assert cut.n_steps == 9 and not bool(cut.complete.all())
 
 
+def test_a_rollout_over_the_vector_env_scores_each_episode_once():
+    """Finished sub-envs wait for the others (``step_active``): no filler episode is played
+    and scored, so a sparse reward is called once per episode."""
+    texts = []
+
+    def recorded(prediction, references, source):
+        texts.append(prediction)
+        return 0.0
+
+    env = gym.make("TokenGen-v0", task=TASK, reward=recorded, max_new_tokens=6)
+    agent = LMPPOAgent(env, model=tiny_model(env.unwrapped.vocab), num_envs=4, temperature=2.0)
+    texts.clear()  # construction checks the reward once
+    batch = agent.rollout([0, 1, 2, 3])
+    assert len(set(batch.valid.sum(1).tolist())) > 1  # episodes of different lengths
+    assert sorted(texts) == sorted(info["text"] for info in batch.infos)
+
+
 def test_per_env_reset_options_on_a_vector_env_equal_the_list_resets():
     env = gym.make("TokenGen-v0", task=TASK, max_new_tokens=4)
     options = [{"index": 2}, None, {"index": 0}, {"index": 2}]

@@ -108,6 +108,46 @@ def test_native_equals_sync_vector_env(env_id, kwargs, seed, num_envs, picks):
         np.testing.assert_array_equal(native.action_masks(), info["action_mask"].astype(bool))
 
 
+@pytest.mark.parametrize("env_id, kwargs", CASES)
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), num_envs=st.integers(1, 4), picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=30))
+def test_step_active_steps_only_the_marked_sub_envs(env_id, kwargs, seed, num_envs, picks):
+    """Sub-env i under ``step_active`` follows the episodes of a one-env vector env seeded
+    ``seed + i`` that is stepped only when i is active; an inactive sub-env keeps its state
+    and reports nothing."""
+    native = gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    alone = [gym.make_vec(env_id, num_envs=1, **kwargs) for _ in range(num_envs)]
+    obs, info = native.reset(seed=seed)
+    for i, env in enumerate(alone):
+        env.reset(seed=seed + i)
+    for pick in picks:
+        masks = info["action_mask"]
+        actions = np.array([np.flatnonzero(mask)[(pick + i) % mask.sum()] if mask.any() else 0
+                            for i, mask in enumerate(masks)])
+        active = np.array([(pick >> i) % 3 != 0 for i in range(num_envs)])
+        before = {key: value.copy() for key, value in obs.items()}
+        obs, rewards, terminated, truncated, info = native.step_active(actions, active)
+        for i, env in enumerate(alone):
+            if not active[i]:
+                assert rewards[i] == 0 and not terminated[i] and not truncated[i]
+                for key in obs:
+                    np.testing.assert_array_equal(obs[key][i], before[key][i], err_msg=key)
+                assert all(not info[f"_{key}"][i] for key in info if not key.startswith("_") and key != "action_mask")
+                continue
+            one = env.step(actions[i:i + 1])
+            for key in obs:
+                np.testing.assert_array_equal(obs[key][i], one[0][key][0], err_msg=key)
+            assert (rewards[i], terminated[i], truncated[i]) == (one[1][0], one[2][0], one[3][0])
+            np.testing.assert_equal(unbatch_info(info, i), unbatch_info(one[4], 0))
+
+
+def test_step_active_checks_the_mask():
+    envs = gym.make_vec("TokenGen-v0", num_envs=2)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"active must be a bool array of shape \(2,\), got array\(\[1, 0\]\)"):
+        envs.step_active(np.array([5, 5]), np.array([1, 0]))
+
+
 def test_autoreset_is_next_step():
     envs = gym.make_vec("TokenGen-v0", num_envs=2)
     envs.reset(seed=0)

@@ -123,11 +123,22 @@ class TextVectorEnv(VectorEnv):
         return self._observation(), infos
 
     def step(self, actions):
+        return self.step_active(actions, np.ones(self.num_envs, dtype=bool))
+
+    def step_active(self, actions, active: np.ndarray):
+        """``step``, but only for the sub-envs marked in ``active`` (a bool array, one per
+        sub-env): the others neither step nor autoreset, and get reward 0 and no flags or
+        info; their actions must be valid but are ignored. A batched rollout that runs each
+        sub-env for one episode steps with it, so that finished sub-envs do not play, and
+        score, episodes nobody reads."""
         if not self._started:
             raise gym.error.ResetNeeded("Cannot call step() before reset(): call envs.reset() first.")
         actions = self._checked_actions(actions)
-        resetting = np.flatnonzero(self._autoreset)
-        stepping = np.flatnonzero(~self._autoreset)
+        active = np.asarray(active)
+        if active.shape != (self.num_envs,) or active.dtype != np.bool_:
+            raise ValueError(f"active must be a bool array of shape ({self.num_envs},), got {active!r}")
+        resetting = np.flatnonzero(self._autoreset & active)
+        stepping = np.flatnonzero(~self._autoreset & active)
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -140,7 +151,7 @@ class TextVectorEnv(VectorEnv):
                 truncated[stepping] |= self._elapsed[stepping] >= self.max_episode_steps
         if resetting.size:
             self._reset_rows(resetting, {}, infos)
-        self._autoreset = terminated | truncated
+        self._autoreset[active] = (terminated | truncated)[active]
         self._add_action_masks(infos)
         return self._observation(), rewards, terminated, truncated, infos
 
