@@ -102,11 +102,9 @@ class EnvBatch:
         if self.vector:
             filler = np.zeros(self.n, dtype=np.int64) if last.masks is None else last.masks.argmax(1)
             actions = np.where(active, actions, filler)
-            step_active = getattr(self.envs, "step_active", None)
-            if step_active is not None:
-                obs, rewards, terminated, truncated, info = step_active(actions, active)
-            else:
-                obs, rewards, terminated, truncated, info = self.envs.step(actions)
+            step_active = getattr(self.envs, "step_active", None)  # a native vector env (not wrapped)
+            result = self.envs.step(actions) if step_active is None else step_active(actions, active)
+            obs, rewards, terminated, truncated, info = result
             self._last = BatchStep(obs, np.where(active, rewards, 0.0), terminated & active, truncated & active,
                                    _vector_masks(info), info)
         else:

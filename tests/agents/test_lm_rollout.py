@@ -140,6 +140,16 @@ def test_a_rollout_over_the_vector_env_scores_each_episode_once():
     assert sorted(texts) == sorted(info["text"] for info in batch.infos)
 
 
+def test_a_wrapped_vector_env_steps_through_its_wrapper():
+    """step_active is only taken from an unwrapped native vector env: a wrapper's step runs."""
+    native = gym.make_vec("TokenGen-v0", num_envs=2, task=TASK, reward=lambda prediction, references, source: 1.0)
+    batch = EnvBatch(gym.wrappers.vector.TransformReward(native, lambda rewards: 2 * rewards))
+    batch.reset([0, 1])
+    eos = native.vocab.eos_id
+    step = batch.step(np.array([eos, eos]), np.array([True, False]))
+    assert step.rewards.tolist() == [2.0, 0.0] and step.terminated.tolist() == [True, False]
+
+
 def test_per_env_reset_options_on_a_vector_env_equal_the_list_resets():
     env = gym.make("TokenGen-v0", task=TASK, max_new_tokens=4)
     options = [{"index": 2}, None, {"index": 0}, {"index": 2}]
