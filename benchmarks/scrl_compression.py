@@ -113,6 +113,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--shape", default="linear", help="compression term shape: linear or gaussian")
     parser.add_argument("--weight", type=float, default=2.0, help="compression term weight (similarity weighs 1)")
     parser.add_argument("--fluency-weight", type=float, default=1.0, help="fluency term weight (similarity weighs 1)")
+    parser.add_argument("--stop-anywhere", action=argparse.BooleanOptionalAction, default=True,
+                        help="TokenEdit's stop_anywhere: --no-stop-anywhere makes the policy label every word")
     parser.add_argument("--reward-mode", default="sparse", help="sparse (the episode's end, as SCRL) or dense")
     parser.add_argument("--lr", type=float, default=2e-4, help="PPO learning rate")
     parser.add_argument("--advantage", default="gae", choices=("gae", "group"),
@@ -300,7 +302,7 @@ def main() -> int:
     for split, chosen in (("train", sentences[: args.train]), ("eval", sentences[args.train: args.train + args.eval])):
         files[split] = Path(tmp) / f"commongen_{split}.txt"
         files[split].write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    settings = {"reward": reward, "reward_mode": args.reward_mode}
+    settings = {"reward": reward, "reward_mode": args.reward_mode, "stop_anywhere": args.stop_anywhere}
     env = gym.make("TokenEdit-Compress-v0", task=str(files["train"]), **settings)
     held_out = gym.make("TokenEdit-Compress-v0", task=str(files["eval"]), **settings)
     # PPO rolls out on the native vector env, which scores the episodes that end in a step in one batch
@@ -349,7 +351,8 @@ def main() -> int:
              f"{args.train} to train on, {args.eval} held out (all rows score these). Reward: `textgym.rewards.scrl_reward` "
              f"(SmolLM2-135M fluency relative to the source of weight "
              f"{args.fluency_weight:g}, MiniLM similarity to the source of weight 1, "
-             f"{held_out.unwrapped.reward.terms[2][1]!r} of weight {args.weight:g}; {args.reward_mode} reward). "
+             f"{held_out.unwrapped.reward.terms[2][1]!r} of weight {args.weight:g}; {args.reward_mode} reward; "
+             + ("stop allowed anywhere" if args.stop_anywhere else "`stop_anywhere=False`: every word labelled") + "). "
              f"Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, {advantage}, no warm start, "
              f"kl_coef {args.kl_coef:g}, seed {args.seed}; {args.threads} torch threads; the whole run took "
              f"{total / 60:.1f} min.", ""]

@@ -142,6 +142,26 @@ def test_end_slot_terminates_when_nothing_can_be_appended():
     assert terminated  # 4 tokens of max_length 4: nothing to append
 
 
+@pytest.mark.parametrize("mode", ["edit", "compress"])
+def test_stop_only_past_the_last_token_without_stop_anywhere(mode):
+    env = make(mode=mode, stop_anywhere=False)
+    _, info = env.reset(options={"index": 0})
+    steps = 0
+    while not info["action_mask"][env.action_id("stop")]:
+        assert env.cursor < len(env.tokens)  # on a token: keep or delete it first
+        _, _, terminated, truncated, info = act(env, "keep" if steps % 2 else "delete")
+        steps += 1
+        if terminated:
+            break
+    assert env.cursor == len(env.tokens) and steps == 4 and info["text"] == "b d"
+    if mode == "compress":  # the last token's label ends the episode: no stop in compress mode
+        assert terminated
+    else:  # past the last token, stop or append
+        assert not terminated and {op for op, _ in legal_ops(info, env)} == {"insert", "stop"}
+    with pytest.raises(ValueError, match="stop_anywhere must be True or False, got 'no'"):
+        make(stop_anywhere="no")
+
+
 def test_edit_budget_truncates_and_masks_edits():
     env = make(max_edits=2)
     _, info = env.reset(options={"index": 0})
@@ -231,9 +251,9 @@ WORDS = st.lists(st.sampled_from("abcde"), max_size=7)
 
 
 @settings(max_examples=60, deadline=None)
-@given(source=WORDS, target=WORDS.filter(bool))
-def test_oracle_reaches_random_targets_with_a_minimal_script(source, target):
-    env = make(task=[{"source": " ".join(source), "target": " ".join(target)}])
+@given(source=WORDS, target=WORDS.filter(bool), stop_anywhere=st.booleans())
+def test_oracle_reaches_random_targets_with_a_minimal_script(source, target, stop_anywhere):
+    env = make(task=[{"source": " ".join(source), "target": " ".join(target)}], stop_anywhere=stop_anywhere)
     _, info = env.reset(options={"index": 0})
     source_ids, target_ids = env.vocab.encode(" ".join(source)), env.vocab.encode(" ".join(target))
     script = edit_script(source_ids, target_ids)
@@ -245,12 +265,12 @@ def test_oracle_reaches_random_targets_with_a_minimal_script(source, target):
 
 
 @settings(max_examples=30, deadline=None)
-@given(source=WORDS, keep=st.lists(st.booleans(), min_size=7, max_size=7))
-def test_oracle_in_compress_mode_only_deletes(source, keep):
+@given(source=WORDS, keep=st.lists(st.booleans(), min_size=7, max_size=7), stop_anywhere=st.booleans())
+def test_oracle_in_compress_mode_only_deletes(source, keep, stop_anywhere):
     target = [w for w, k in zip(source, keep) if k] or source[:1]
     if not target:
         return
-    env = make(task=[{"source": " ".join(source), "target": " ".join(target)}], mode="compress")
+    env = make(task=[{"source": " ".join(source), "target": " ".join(target)}], mode="compress", stop_anywhere=stop_anywhere)
     _, info = env.reset(options={"index": 0})
     actions = oracle_actions(env.source_token_ids, env.vocab.encode(" ".join(target)), env)
     assert {env.describe_action(a)[0] for a in actions} <= {"keep", "delete", "stop"}

@@ -54,6 +54,8 @@ CASES = [(env_id, {}) for env_id in VECTOR_IDS] + [
     ("TokenEdit-v0", {"reward_mode": "dense", "compression": {"length": 4}, "max_episode_steps": 6}),
     ("TokenEdit-Compress-v0", {"reward_mode": "dense", "task": REFERENCE_FREE_TASK, "reward": shortness}),
     ("TokenEdit-Compress-v0", {"task": REFERENCE_FREE_TASK, "reward": shortness, "compression": {"ratio": 0.5}}),
+    ("TokenEdit-v0", {"reward_mode": "dense", "stop_anywhere": False, "max_episode_steps": 9}),
+    ("TokenEdit-Compress-v0", {"task": REFERENCE_FREE_TASK, "reward": shortness, "stop_anywhere": False}),
 ]
 
 

@@ -48,8 +48,9 @@ class TokenEditEnv(TextEnv):
     convert both ways; tokens are given as str or id and described as str.
     ``info["action_mask"]`` forbids keep, delete and replace past the end (cursor at the end
     slot), insert at ``max_length`` tokens, every edit once ``max_edits`` is spent, and
-    replacing a token with itself. Stop is always legal. A masked action chosen anyway (SB3
-    ``PPO`` ignores masks) is a no-op that still counts as a step.
+    replacing a token with itself. Stop is legal anywhere, or only past the last token with
+    ``stop_anywhere=False``. A masked action chosen anyway (SB3 ``PPO`` ignores masks) is a
+    no-op that still counts as a step.
 
     ## Observation Space
     A ``Dict`` of int64 ``Box`` arrays:
@@ -106,6 +107,12 @@ class TokenEditEnv(TextEnv):
     - ``vocab``: None (a word vocabulary built from all the task's text), a ``Vocabulary``,
       a transformers tokenizer or a tokenizer directory.
     - ``mode``: "edit" (every op, the default) or "compress" (keep, delete and stop).
+    - ``stop_anywhere``: True (default) lets the agent stop with the cursor anywhere, which
+      keeps the rest of the text as it is. False allows stop only past the last token, so
+      every token is kept, deleted or replaced before the episode ends: in "compress" mode
+      that is SCRL's keep/delete labelling of each token. Without it, an SCRL-rewarded
+      policy learns to delete a sentence's first words and stop, since an ending reads as
+      fluent (``benchmarks/scrl_compression.py``).
     - ``candidate_tokens``: the tokens (str or id) that replace and insert may write, e.g.
       the task's source words plus a few more. Default: every non-special token of the
       vocabulary, which suits word vocabularies; give a list with a tokenizer vocabulary.
@@ -130,6 +137,7 @@ class TokenEditEnv(TextEnv):
         reward: Any = None,
         reward_mode: str = "sparse",
         mode: str = "edit",
+        stop_anywhere: bool = True,
         candidate_tokens: Sequence[str | int] | None = None,
         compression: dict[str, Any] | None = None,
         max_length: int | None = None,
@@ -142,7 +150,9 @@ class TokenEditEnv(TextEnv):
         super().__init__(render_mode=render_mode, action_mask=action_mask)
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid modes: {list(MODES)}")
-        self.mode = mode
+        if not isinstance(stop_anywhere, bool):
+            raise ValueError(f"stop_anywhere must be True or False, got {stop_anywhere!r}")
+        self.mode, self.stop_anywhere = mode, stop_anywhere
         self.task = load_task(task, task_kwargs)
         self.examples = self.task.split(split)
         self.split = split
@@ -272,7 +282,7 @@ class TokenEditEnv(TextEnv):
         can_edit = self.max_edits is None or self.edits_used < self.max_edits
         mask[KEEP] = on_token
         mask[DELETE] = on_token and can_edit
-        mask[STOP] = True
+        mask[STOP] = self.stop_anywhere or not on_token
         if self.mode == "edit":
             mask[self._replace] = on_token and can_edit
             if on_token:
@@ -473,7 +483,8 @@ def edit_script(source_ids: Sequence[int], target_ids: Sequence[int]) -> list[tu
 
 def oracle_actions(source_ids: Sequence[int], target_ids: Sequence[int], env: gym.Env) -> list[int]:
     """The actions of ``env`` (a TokenEditEnv, wrapped or not) that edit ``source_ids`` into
-    ``target_ids`` with a minimal :func:`edit_script`, trailing keeps replaced by stop.
+    ``target_ids`` with a minimal :func:`edit_script`, then stop; trailing keeps are left to
+    the stop where ``stop_anywhere`` allows.
 
     Replay them until the episode ends: the last edit may end it before the stop. In
     "compress" mode the target must be a subsequence of the source; in "edit" mode its
@@ -481,6 +492,6 @@ def oracle_actions(source_ids: Sequence[int], target_ids: Sequence[int], env: gy
     """
     unwrapped: TokenEditEnv = env.unwrapped  # type: ignore[assignment]
     script = edit_script(source_ids, target_ids)
-    while script and script[-1][0] == "keep":
+    while unwrapped.stop_anywhere and script and script[-1][0] == "keep":
         script.pop()
     return [unwrapped.action_id(op, token) for op, token in script] + [STOP]

@@ -38,7 +38,7 @@ class TokenEditVectorEnv(TextVectorEnv):
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
         env = TokenEditEnv(**kwargs)
         self._setup(env, num_envs, max_episode_steps)
-        self.vocab, self.mode = env.vocab, env.mode
+        self.vocab, self.mode, self.stop_anywhere = env.vocab, env.mode, env.stop_anywhere
         self.max_length, self.max_edits, self.max_steps = env.max_length, env.max_edits, env.max_steps
         self._dense = env.reward_mode == "dense"
         pad, n_examples = self.vocab.pad_id, len(env.examples)
@@ -217,7 +217,7 @@ class TokenEditVectorEnv(TextVectorEnv):
             masks = self._masks
             masks[:, KEEP] = on_token
             masks[:, DELETE] = on_token & can_edit
-            masks[:, STOP] = True
+            masks[:, STOP] = self.stop_anywhere | ~on_token
             if self.mode == "edit":
                 masks[:, self._replace] = (on_token & can_edit)[:, None]
                 under = self._current_ids[np.arange(self.num_envs), np.minimum(self._cursor, self.max_length - 1)]
