@@ -26,7 +26,7 @@ deletion, but loses the subject: similarity 0.72 to 0.82, and the ratio stopped 
 which MiniLM barely notices and SmolLM2 reads as broken: deleting them alone down to 0.6
 scores fluency 0.33 and similarity 0.90, against random deletion's 0.54 and 0.77. Seeds 0, 1
 and 2 of this version (whose rollouts no longer score filler episodes, which changed the
-reward calls' batches) delete the opening words: ratio 0.57 to 0.64, fluency 0.26 above
+reward calls' batches) delete the opening words: ratio 0.57 to 0.64, fluency 0.26 to 0.30 above
 random deletion, similarity 0.66 to 0.78; at fluency weight 0.8 (compression weight 1.6),
 seeds 0 and 1 did the same (ratio 0.59, similarity 0.72 and 0.75). ``--advantage group`` (GRPO's baseline over 4
 compressions of each sentence) ran 1.5 times as many env steps a second, side by side, but at
