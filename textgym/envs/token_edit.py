@@ -110,9 +110,9 @@ class TokenEditEnv(TextEnv):
     - ``stop_anywhere``: True (default) lets the agent stop with the cursor anywhere, which
       keeps the rest of the text as it is. False allows stop only past the last token, so
       every token is kept, deleted or replaced before the episode ends: in "compress" mode
-      that is SCRL's keep/delete labelling of each token. Without it, an SCRL-rewarded
-      policy learns to delete a sentence's first words and stop, since an ending reads as
-      fluent (``benchmarks/scrl_compression.py``).
+      that is SCRL's keep/delete labelling of each token. In ``benchmarks/scrl_compression.py``
+      policies that could stop anywhere learned to delete the sentences' opening words; with
+      False they delete words all through the sentence.
     - ``candidate_tokens``: the tokens (str or id) that replace and insert may write, e.g.
       the task's source words plus a few more. Default: every non-special token of the
       vocabulary, which suits word vocabularies; give a list with a tokenizer vocabulary.
