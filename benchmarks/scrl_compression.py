@@ -35,8 +35,8 @@ weight 1 it stopped at ratio 0.66, with fluency 0.02 above random deletion.
 ``--no-stop-anywhere`` (``TokenEditEnv(stop_anywhere=False)``: stop only past the last word,
 so the policy labels every word, as SCRL does) trains 2.5 times as many env steps a second
 (36 to 37 against 14 to 15: each episode runs the whole sentence, so fewer episodes, and
-reward calls, per step) and stops the policy from deleting only the opening words; the
-policy deletes words all through the sentence instead. Similarity still misses 0.8 at the
+reward calls, per step), and the policies delete words all through the sentence (seed 0
+at the defaults still drops many opening words). Similarity still misses 0.8 at the
 target ratio. Defaults otherwise: seed 0 ratio 0.556, similarity 0.624, fluency 0.588
 against random deletion's 0.462; seed 1 ratio 0.640, similarity 0.774, fluency 0.675
 against 0.588 (the same numbers with the flag and with an equivalent patch of the masks).
