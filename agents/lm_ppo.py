@@ -19,6 +19,11 @@ built and again after ``warm_start``) keeps pi close to what it was:
     L     = E[max(-A ratio, -A clip(ratio, 1 - eps, 1 + eps))]
             + c_v E[max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)] / 2 - c_e H
 
+``kl_penalty="loss"`` moves the penalty from the rewards to the loss, as GRPO does: r_t =
+r_env_t, and L gains beta E_t[KL(pi_L || pi_ref_L)(s_t)], the exact KL at each visited state.
+A KL in the rewards charges every sampled token, so ending an episode early pays; in the
+loss it pulls each state's distribution toward pi_ref and leaves the returns alone.
+
 Masks: pi samples among the env's legal actions (``info["action_mask"]``), narrowed to the
 top-k / top-p actions of the reference (or of a lagged copy of pi); ratio, entropy and KL
 use that masked distribution pi_L(a) = pi(a) / pi(L) on the step's legal set L. The
@@ -66,7 +71,8 @@ from agents.lm_policy import LMPolicy, build_policy, trained_weights, weights_fi
 from agents.lm_rollout import Rollout, Sampler, collect
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-CHOICES = {"advantage": ("gae", "self-critical", "group"), "kl_estimator": ("k1", "k3"), "kl_controller": ("fixed", "adaptive"),
+CHOICES = {"advantage": ("gae", "self-critical", "group"), "kl_penalty": ("reward", "loss"), "kl_estimator": ("k1", "k3"),
+           "kl_controller": ("fixed", "adaptive"),
            "value_model": ("shared", "separate"), "mask_model": ("reference", "lagged"), "dtype": tuple(DTYPES)}
 # field: (type, lowest, highest or None for no bound, whether the lowest value itself is excluded)
 RANGES = {
@@ -101,6 +107,7 @@ class LMPPOConfig:
     max_grad_norm: float = 1.0  # gradient clipping
     max_approx_kl: float | None = 0.1  # stop the epochs early when approx KL(old||new) passes this
     kl_coef: float = 0.05  # beta: per-token KL penalty weight (initial value if adaptive)
+    kl_penalty: str = "reward"  # "reward" (r_t - beta kl_t, Ziegler et al.) or "loss" (beta KL in the loss, GRPO's)
     kl_estimator: str = "k1"  # "k1" (log ratio) or "k3" (non-negative, lower variance)
     kl_controller: str = "fixed"  # "fixed" or "adaptive" (Ziegler et al.)
     kl_target: float = 1.0  # adaptive: target KL per episode (nats)
@@ -368,7 +375,9 @@ class LMPPOAgent(Agent):
         ref_masked = self.reference_logprobs(batch)
         kl = self.kl_per_token(old_logprobs, ref_masked.gather(-1, actions).squeeze(-1)) * valid
         exact_kl = ppo.exact_kl(masked, ref_masked, legal) * valid
-        rewards = batch.env_rewards.to(self.device) - self.kl_coef * kl
+        rewards = batch.env_rewards.to(self.device)
+        if cfg.kl_penalty == "reward":
+            rewards = rewards - self.kl_coef * kl
         values = None if values is None else values * valid
         if cfg.advantage == "group":
             advantages, returns = ppo.group_relative(rewards, valid, cfg.group_size, cfg.gamma, cfg.group_std)
@@ -380,7 +389,7 @@ class LMPPOAgent(Agent):
             moments = self.ranks.moments(advantages[valid.bool()]) if self.ranks.enabled else None
             advantages = ppo.whitened(advantages, valid, moments)
         return {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
-                "kl": kl, "exact_kl": exact_kl, "valid": valid}
+                "kl": kl, "exact_kl": exact_kl, "valid": valid, "ref_logprobs": ref_masked}
 
     def loss(self, batch: Rollout, prepared: dict[str, torch.Tensor], rows: torch.Tensor | slice = slice(None)):
         """The PPO loss on episodes ``rows``, and its parts for logging."""
@@ -397,9 +406,15 @@ class LMPPOAgent(Agent):
         total = parts["policy"] - cfg.ent_coef * entropy
         if cfg.advantage == "gae":  # self-critical training has no critic to fit
             total = total + cfg.vf_coef * parts["value"]
+        logged = {}
+        if cfg.kl_penalty == "loss":
+            legal = batch.legal[rows].to(self.device)
+            kl = (ppo.exact_kl(masked, prepared["ref_logprobs"][rows], legal) * valid).sum() / valid.sum().clamp(min=1)
+            total = total + self.kl_coef * kl
+            logged["losses/kl"] = kl.item()
         return total, {"losses/policy": parts["policy"].item(), "losses/entropy": entropy.item(),
                        "losses/approx_kl": parts["approx_kl"].item(),
-                       **({"losses/value": parts["value"].item()} if critic else {})}
+                       **({"losses/value": parts["value"].item()} if critic else {}), **logged}
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, share: float = 1.0,
                         extra: torch.Tensor | None = None) -> torch.Tensor | None:

@@ -47,8 +47,11 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
 
 
 def exact_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
-    """KL(pi_L || pi_ref_L) at each visited state, summed over its legal actions: >= 0."""
-    return torch.where(legal, logprobs.exp() * (logprobs - ref_logprobs), 0.0).sum(-1)
+    """KL(pi_L || pi_ref_L) at each visited state, summed over its legal actions: >= 0.
+    Differentiable: the illegal actions' -inf log-probs are zeroed first (their terms are then
+    1 * 0), where a mask after the product would pass back NaN from 0 * (-inf - -inf)."""
+    logprobs, ref_logprobs = logprobs.masked_fill(~legal, 0.0), ref_logprobs.masked_fill(~legal, 0.0)
+    return (logprobs.exp() * (logprobs - ref_logprobs)).sum(-1)
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, valid: torch.Tensor, gamma: float,

@@ -98,6 +98,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--group-size", type=int, default=8, help="--advantage group: episodes per concept set")
     parser.add_argument("--reward-mode", default="dense", help="sparse (the reward at the end) or dense (its change each step)")
     parser.add_argument("--kl-coef", type=float, default=0.05, help="KL penalty to the warm start")
+    parser.add_argument("--kl-penalty", default="reward", choices=("reward", "loss"),
+                        help="where the KL penalty goes: each token's reward, or the loss (GRPO's)")
     parser.add_argument("--coverage-weight", type=float, default=0.5, help="coverage's weight in the reward (BLEU weighs 1)")
     parser.add_argument("--temperature", type=float, default=0.7, help="PPO's (and sampled decoding's) temperature")
     parser.add_argument("--num-envs", type=int, default=16 if QUICK else 64, help="episodes per PPO update")
@@ -226,8 +228,8 @@ def run_seed(run: ModelRun, build: Callable[[], tuple[Any, Vocabulary]], recipe:
     valid = [gym.make("TokenGen-v0", split="validation", **{**settings, "task": held_out})
              for _ in range(min(EVAL_BATCH, len(held_out.split("validation"))))]
     agent = LMPPOAgent(env, model=model, envs=gym.make_vec("TokenGen-v0", num_envs=args.num_envs, **settings), seed=seed,
-                       learning_rate=args.lr, kl_coef=args.kl_coef, temperature=args.temperature, num_envs=args.num_envs,
-                       advantage=args.advantage, group_size=args.group_size)
+                       learning_rate=args.lr, kl_coef=args.kl_coef, kl_penalty=args.kl_penalty, temperature=args.temperature,
+                       num_envs=args.num_envs, advantage=args.advantage, group_size=args.group_size)
     examples = held_out.split("validation")
     outputs = {f"warm start, {k}": v for k, v in evaluate(agent, valid, seed, args.temperature).items()}
     curve = [(0, scores(outputs["warm start, greedy"], examples)["BLEU-4"])]
@@ -326,7 +328,7 @@ def main() -> int:
              + " ".join(recipe_lines) + f" PPO runs on the {len(train):,} train concept sets, "
              f"reward `['bleu', ('coverage', {args.coverage_weight:g})]` ({args.reward_mode}), {args.advantage} advantages"
              + (f" ({args.group_size} episodes per concept set)" if args.advantage == "group" else "") + ", "
-             f"lr {args.lr:g}, kl_coef {args.kl_coef:g} "
+             f"lr {args.lr:g}, kl_coef {args.kl_coef:g} in the {args.kl_penalty} "
              f"(to the warm start), temperature {args.temperature:g}, {args.num_envs} episodes per update, "
              f"max_new_tokens {args.max_new_tokens}. Sampled rows sample at that temperature.", "",
              f"Seeds {args.seeds} ({'mean ± 95% t-interval' if len(args.seeds) > 1 else 'one seed: n=1'}); "

@@ -99,6 +99,33 @@ def test_mean_k1_over_sampled_tokens_matches_the_exact_kl():
     assert errors.mean().abs() < 4 * errors.std() / len(errors) ** 0.5, (errors.mean(), errors.std(), len(errors))
 
 
+def test_kl_in_the_loss_leaves_the_rewards_alone_and_charges_each_visited_state():
+    agent = drifted_agent(kl_penalty="loss", kl_coef=0.5)  # top-k masks: the KL's gradient meets -inf log-probs
+    batch = agent.rollout(list(range(16)))
+    prepared = agent.prepare(batch)
+    total, parts = agent.loss(batch, prepared)
+    mean_kl = prepared["exact_kl"].sum() / prepared["valid"].sum()
+    assert parts["losses/kl"] == pytest.approx(mean_kl.item(), rel=1e-5) and mean_kl > 0.05
+    agent.kl_coef = 0.0
+    unpenalised = agent.prepare(batch)
+    torch.testing.assert_close(prepared["advantages"], unpenalised["advantages"])  # no KL in the returns
+    without_kl, _ = agent.loss(batch, unpenalised)
+    assert total.item() == pytest.approx(without_kl.item() + 0.5 * mean_kl.item(), rel=1e-5)
+    agent.kl_coef = 0.5
+    total.backward()
+    gradients = [p.grad for p in agent.policy.parameters() if p.grad is not None]
+    assert gradients and all(torch.isfinite(g).all() for g in gradients)
+
+
+def test_kl_in_the_rewards_changes_the_advantages():
+    agent = drifted_agent(kl_coef=0.5)
+    batch = agent.rollout(list(range(16)))
+    penalised = agent.prepare(batch)
+    agent.kl_coef = 0.0
+    assert not torch.allclose(penalised["advantages"], agent.prepare(batch)["advantages"])
+    assert "losses/kl" not in agent.loss(batch, penalised)[1]
+
+
 @pytest.mark.parametrize("kl_target, factor", [(1e-4, 1 + 0.2 * 8 / 10), (1e4, 1 - 0.2 * 8 / 10), (2.0, 1.0)])
 def test_adaptive_coefficient_moves_toward_the_target(kl_target, factor):
     agent = small_agent(kl_controller="adaptive", kl_target=kl_target, kl_horizon=10)
