@@ -103,6 +103,7 @@ from agents.text_views import text_view
 from textgym.envs.token_edit import DELETE, KEEP
 from textgym.rewards import scrl_reward
 from textgym.rewards.metrics import rougeL
+from textgym.tasks import Task, TextExample
 from textgym.vocab import word_tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +137,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-4, help="PPO learning rate")
     parser.add_argument("--advantage", default="gae", choices=("gae", "group"),
                         help=f"PPO's baseline: gae (a value head) or group (GRPO's, {GROUP_SIZE} compressions of each sentence)")
-    parser.add_argument("--kl-coef", type=float, default=0.0, help="KL penalty to the untrained policy")
+    parser.add_argument("--search", type=int, default=0,
+                        help="warm-start the policy on this many train sentences compressed by greedy search on the "
+                             "reward (and add the search's row on the held-out sentences); 0: PPO alone")
+    parser.add_argument("--warm-start-epochs", type=int, default=5, help="--search: epochs of the warm start")
+    parser.add_argument("--kl-coef", type=float, default=0.0, help="KL penalty to the untrained (or warm-started) policy")
     parser.add_argument("--ent-coef", type=float, default=0.0)
     parser.add_argument("--model", default=None if QUICK else "minilm",
                         help="the policy LM: 'minilm', a local directory, or 'tiny' for the offline tiny model")
@@ -231,10 +236,34 @@ def truncation(env: gym.Env, ratios: Sequence[float]) -> tuple[list[str], list[f
     return played_deletions(env, ratios, lambda n, k: set(range(k)))
 
 
+def searched(env: gym.Env, ratio: float, count: int | None = None) -> tuple[list[str], list[float]]:
+    """Greedy search on ``env``'s reward, for its first ``count`` examples (default all):
+    from each source, delete one word at a time, the one whose deletion leaves the highest
+    reward, until round(ratio * n) of its n words remain (at least 1). Each round scores every
+    sentence's candidates in one batch. A search, not a policy: it shows what the reward asks
+    for, and labels sentences for a warm start where there are no references."""
+    sources = decoded_sources(env)[:count]
+    words = [source.split(" ") for source in sources]  # the env's tokens: word vocabularies decode to their space-join
+    kept = [list(range(len(w))) for w in words]
+    targets = [max(1, round(ratio * len(w))) for w in words]
+    while candidates := [(i, [k for k in keep if k != j]) for i, keep in enumerate(kept) if len(keep) > targets[i]
+                         for j in keep]:
+        texts = [" ".join(words[i][k] for k in keep) for i, keep in candidates]
+        scores = env.unwrapped.reward.batch(texts, [()] * len(texts), [sources[i] for i, _ in candidates])
+        best: dict[int, tuple[float, list[int]]] = {}
+        for (i, keep), (value, _) in zip(candidates, scores):
+            if i not in best or value > best[i][0]:
+                best[i] = (value, keep)
+        for i, (_, keep) in best.items():
+            kept[i] = keep
+    return [" ".join(words[i][k] for k in keep) for i, keep in enumerate(kept)], [len(k) / len(w) for k, w in zip(kept, words)]
+
+
 def played_deletions(env: gym.Env, ratios: Sequence[float], kept: Callable[[int, int], set[int]]) -> tuple[list[str], list[float]]:
     """Each example with the positions ``kept(n, k)`` of its n tokens kept (k = round(ratio * n),
     at least 1) and the others deleted, played through the env (keep and delete actions); the
     outputs and their ratios."""
+    env = gym.make(env.spec, reward_mode="sparse")  # a dense reward would score each deletion, unused here
     outputs, ratios_kept = [], []
     for index, ratio in enumerate(ratios):
         env.reset(options={"index": index})
@@ -325,6 +354,14 @@ def main() -> int:
     # PPO rolls out on the native vector env, which scores the episodes that end in a step in one batch
     rollout_envs = gym.make_vec("TokenEdit-Compress-v0", num_envs=NUM_ENVS, task=str(files["train"]), **settings)
     group = {"group_size": GROUP_SIZE} if args.advantage == "group" else {}
+    if args.search:  # the agent's env holds the searched compressions as references, for warm_start
+        start = time.perf_counter()
+        labels, _ = searched(env, args.ratio, args.search)
+        examples = [TextExample(source, (label,)) for source, label in zip(decoded_sources(env), labels)]
+        env = gym.make("TokenEdit-Compress-v0", task=Task("searched", {"train": examples}), vocab=env.unwrapped.vocab,
+                       **settings)
+        search_seconds = time.perf_counter() - start
+        print(f"searched {len(labels)} train sentences: {search_seconds:.0f}s", flush=True)
     agent = LMPPOAgent(env, model=args.model, envs=rollout_envs, seed=args.seed, learning_rate=args.lr,
                        kl_coef=args.kl_coef, ent_coef=args.ent_coef, n_epochs=2, advantage=args.advantage, **group)
     model_name = args.model or "tiny offline BERT"
@@ -332,6 +369,14 @@ def main() -> int:
     rows = [scored("source (no edit)", held_out, sources, [1.0] * len(sources))]
     before = scored(f"{model_name} policy before training (greedy)", held_out, *greedy_outputs(agent, held_out))
     print(f"untrained policy: mean reward {np.mean([v for v, _ in before.scores]):.3f}", flush=True)
+    searches = []  # --search: the warm-started policy and the search itself, on the held-out sentences
+    if args.search:
+        start = time.perf_counter()
+        agent.warm_start(epochs=args.warm_start_epochs)
+        search_seconds += time.perf_counter() - start
+        searches = [scored(f"{model_name} policy after the warm start (greedy)", held_out, *greedy_outputs(agent, held_out)),
+                    scored("greedy search on the reward (a search, not a policy)", held_out, *searched(held_out, args.ratio))]
+        print(f"warm start {search_seconds:.0f}s: mean reward {np.mean([v for v, _ in searches[0].scores]):.3f}", flush=True)
 
     start = time.perf_counter()
     agent.learn(args.steps)
@@ -347,7 +392,7 @@ def main() -> int:
                    [o for row in deletions for o in row.outputs], [r for row in deletions for r in row.ratios],
                    [s for row in deletions for s in row.scores])
     lead = scored("truncation to the trained policy's ratio (its first words)", held_out, *truncation(held_out, after.ratios))
-    rows += [baseline, lead, before, after]
+    rows += [baseline, lead, before, *searches, after]
     margin = fluency_margin(after, deletions)
 
     builtin = gym.make("TokenEdit-Compress-v0", split="test", reward=reward)
@@ -370,8 +415,10 @@ def main() -> int:
              f"{args.fluency_weight:g}, MiniLM similarity to the source of weight 1, "
              f"{held_out.unwrapped.reward.terms[2][1]!r} of weight {args.weight:g}; {args.reward_mode} reward; "
              + ("stop allowed anywhere" if args.stop_anywhere else "`stop_anywhere=False`: every word labelled") + "). "
-             f"Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, {advantage}, no warm start, "
-             f"kl_coef {args.kl_coef:g}, seed {args.seed}; {args.threads} torch threads; the whole run took "
+             f"Policy: LMPPOAgent with {model_name}, {NUM_ENVS} envs, {advantage}, "
+             + (f"warm-started ({args.warm_start_epochs} epochs) on {args.search} train sentences compressed by greedy "
+                f"search on the reward ({search_seconds:.0f} s, search included), " if args.search else "no warm start, ")
+             + f"kl_coef {args.kl_coef:g}, seed {args.seed}; {args.threads} torch threads; the whole run took "
              f"{total / 60:.1f} min.", ""]
     lines += markdown_table(["row", "ratio (vs target)", "fluency", "similarity", "compression", "reward",
                              "train time (s)", "env steps/s"], [[row.name, *row.cells(args.ratio)] for row in rows])

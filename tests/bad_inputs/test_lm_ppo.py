@@ -131,6 +131,7 @@ type_cases = [
 ]
 choice_cases = [
     ("advantage", "ppo", r"unknown advantage 'ppo'; valid: \['gae', 'self-critical', 'group'\]"),
+    ("kl_penalty", "value", r"unknown kl_penalty 'value'; valid: \['reward', 'loss'\]"),
     ("kl_estimator", "k2", r"unknown kl_estimator 'k2'; valid: \['k1', 'k3'\]"),
     ("kl_controller", "pid", r"unknown kl_controller 'pid'; valid: \['fixed', 'adaptive'\]"),
     ("value_model", "own", r"unknown value_model 'own'; valid: \['shared', 'separate'\]"),
