@@ -388,8 +388,11 @@ class LMPPOAgent(Agent):
         if cfg.whiten_advantages and cfg.advantage != "group":
             moments = self.ranks.moments(advantages[valid.bool()]) if self.ranks.enabled else None
             advantages = ppo.whitened(advantages, valid, moments)
-        return {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
-                "kl": kl, "exact_kl": exact_kl, "valid": valid, "ref_logprobs": ref_masked}
+        prepared = {"old_logprobs": old_logprobs, "old_values": values, "advantages": advantages, "returns": returns,
+                    "kl": kl, "exact_kl": exact_kl, "valid": valid}
+        if cfg.kl_penalty == "loss":  # (B, T, A): kept through the update epochs only where the loss reads it
+            prepared["ref_logprobs"] = ref_masked
+        return prepared
 
     def loss(self, batch: Rollout, prepared: dict[str, torch.Tensor], rows: torch.Tensor | slice = slice(None)):
         """The PPO loss on episodes ``rows``, and its parts for logging."""
